@@ -1,0 +1,106 @@
+//! The server-side authentication layer: verifies a bearer token when one is
+//! sent and puts the [`Principal`] in the request's extensions. A call
+//! without a token passes through; handlers that need a caller ask for it
+//! with [`super::principal`], which answers `TOKEN_MISSING`.
+
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use tower::{Layer, Service};
+
+use super::verifier::TokenVerifier;
+use crate::error::{FolioError, Reason};
+
+/// Adds authentication to a service stack.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: TokenVerifier,
+    domain: &'static str,
+}
+
+impl AuthLayer {
+    /// Verifies with `verifier`; errors carry `domain` (e.g. `ledger.folio`).
+    pub fn new(verifier: TokenVerifier, domain: &'static str) -> Self {
+        Self { verifier, domain }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            verifier: self.verifier.clone(),
+            domain: self.domain,
+        }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    verifier: TokenVerifier,
+    domain: &'static str,
+}
+
+impl<S, B> Service<http::Request<B>> for Authenticate<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // Take the service that was driven to readiness; leave a fresh clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let domain = self.domain;
+        Box::pin(async move {
+            match bearer_token(request.headers()) {
+                Ok(None) => {}
+                Ok(Some(token)) => match verifier.verify(&token).await {
+                    Ok(principal) => {
+                        request.extensions_mut().insert(principal);
+                    }
+                    Err(error) => return Ok(error.into_status(domain).into_http()),
+                },
+                Err(error) => return Ok(error.into_status(domain).into_http()),
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+/// The bearer token of an `authorization` header: `None` when there is no
+/// header, `TOKEN_INVALID` when it is not `Bearer <token>`.
+pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<String>, FolioError> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some(token.trim().to_owned()))
+}
+
+fn malformed() -> FolioError {
+    FolioError::new(
+        Reason::TokenInvalid,
+        "the authorization header must be `Bearer <access token>`",
+    )
+}

@@ -1,0 +1,19 @@
+//! Access tokens: verification against auth's published keys, revocations,
+//! the caller's [`Principal`], and a service's own token.
+
+mod layer;
+mod principal;
+mod remote;
+mod service_token;
+mod sources;
+mod verifier;
+
+pub use layer::{AuthLayer, Authenticate, bearer_token};
+pub use principal::{AccessClaims, Principal, PrincipalKind, principal, roles, scopes};
+pub use remote::{RemoteAuth, remote_auth};
+pub use service_token::ServiceTokenProvider;
+pub use sources::{GrpcKeySource, GrpcRevocationSource, KeySource, RevocationSource};
+pub use verifier::{
+    AUDIENCE, ISSUER, MAX_ACCESS_TOKEN_LIFETIME, REVOCATION_CHANNEL, TokenVerifier,
+    VerifierSettings,
+};

@@ -1,0 +1,67 @@
+//! Wiring for services other than auth: verify tokens with auth's published
+//! keys and revocations, and call other services with this service's own token.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use secrecy::SecretString;
+
+use super::{
+    GrpcKeySource, GrpcRevocationSource, RevocationSource, ServiceTokenProvider, TokenVerifier,
+    VerifierSettings,
+};
+use crate::client::lazy_channel;
+use crate::config::CommonConfig;
+
+/// What a service needs to authenticate callers and itself.
+pub struct RemoteAuth {
+    /// Verifies incoming tokens.
+    pub verifier: TokenVerifier,
+    /// This service's own token, when credentials are configured.
+    pub tokens: Option<Arc<ServiceTokenProvider>>,
+}
+
+/// Builds the verifier and token provider from `upstreams.auth` and
+/// `service_client`. Without credentials, revocations cannot be fetched and
+/// every token is refused with `DEPENDENCY_UNAVAILABLE` (failing closed).
+pub fn remote_auth(
+    common: &CommonConfig,
+    settings: VerifierSettings,
+) -> anyhow::Result<RemoteAuth> {
+    let channel = lazy_channel(&common.upstreams.auth)?;
+    let tokens = match (&common.service_client.id, &common.service_client.secret) {
+        (Some(id), Some(secret)) => Some(Arc::new(ServiceTokenProvider::new(
+            channel.clone(),
+            id.clone(),
+            SecretString::from(secrecy::ExposeSecret::expose_secret(secret).to_owned()),
+            Vec::new(),
+        ))),
+        _ => {
+            tracing::warn!(
+                "no service_client credentials (FOLIO__SERVICE_CLIENT__ID/SECRET): revocations cannot be \
+                 fetched, so every access token will be refused"
+            );
+            None
+        }
+    };
+    let revocations: Arc<dyn RevocationSource> = match &tokens {
+        Some(tokens) => Arc::new(GrpcRevocationSource::new(
+            channel.clone(),
+            Arc::clone(tokens),
+        )),
+        None => Arc::new(NoCredentials),
+    };
+    let verifier = TokenVerifier::new(Arc::new(GrpcKeySource::new(channel)), revocations, settings);
+    Ok(RemoteAuth { verifier, tokens })
+}
+
+struct NoCredentials;
+
+impl RevocationSource for NoCredentials {
+    fn fetch_revocations(
+        &self,
+        _since_version: i64,
+    ) -> BoxFuture<'_, anyhow::Result<folio_proto::auth::ListRevocationsResponse>> {
+        Box::pin(async { anyhow::bail!("no service credentials configured to read revocations") })
+    }
+}

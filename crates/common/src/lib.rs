@@ -1,0 +1,15 @@
+//! What every Folio service shares, one module per concern.
+
+pub mod auth;
+pub mod cache;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod foundation;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,14 @@
+//! The `account` schema's migrations (kept apart from sea_orm::prelude, whose
+//! names clash with sea_orm_migration::prelude).
+
+use sea_orm_migration::prelude::*;
+
+/// Every migration of the `account` schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,5 @@
+//! `folio-gateway [serve|migrate]`.
+
+fn main() -> std::process::ExitCode {
+    folio_common::cli::main::<folio_gateway::Binary>()
+}
