@@ -6,15 +6,9 @@ use std::{env, fs, path::PathBuf};
 use anyhow::Context;
 use prost::Message;
 
-const PUBLIC_FILES: &[&str] = &[
-    "folio/auth/v1/auth.proto",
-    "folio/account/v1/account.proto",
-    "folio/ledger/v1/ledger.proto",
-];
-const INTERNAL_FILES: &[&str] = &[
-    "folio/auth/v1/auth_internal.proto",
-    "folio/ledger/v1/ledger_admin.proto",
-];
+const PUBLIC_FILES: &[&str] =
+    &["folio/auth/v1/auth.proto", "folio/account/v1/account.proto", "folio/ledger/v1/ledger.proto"];
+const INTERNAL_FILES: &[&str] = &["folio/auth/v1/auth_internal.proto", "folio/ledger/v1/ledger_admin.proto"];
 
 fn main() -> anyhow::Result<()> {
     let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
@@ -26,15 +20,9 @@ fn main() -> anyhow::Result<()> {
     let every_file = protox::compile(&all, [&proto_root]).context("compiling proto/")?;
     // Two descriptor sets: every service (for the services' own reflection) and
     // the public ones only (for the gateway, which must not reveal internals).
-    fs::write(
-        out_dir.join("folio_descriptor.bin"),
-        every_file.encode_to_vec(),
-    )?;
+    fs::write(out_dir.join("folio_descriptor.bin"), every_file.encode_to_vec())?;
     let public = protox::compile(PUBLIC_FILES, [&proto_root]).context("compiling public protos")?;
-    fs::write(
-        out_dir.join("folio_public_descriptor.bin"),
-        public.encode_to_vec(),
-    )?;
+    fs::write(out_dir.join("folio_public_descriptor.bin"), public.encode_to_vec())?;
 
     let mut config = tonic_prost_build::Config::new();
     config.enable_type_names();

@@ -52,8 +52,7 @@ impl RateLimit {
 
     /// How far ahead of now the theoretical arrival time may run.
     fn tolerance_micros(self) -> i64 {
-        self.emission_micros()
-            .saturating_mul(i64::from(self.burst.max(1)))
+        self.emission_micros().saturating_mul(i64::from(self.burst.max(1)))
     }
 }
 
@@ -122,12 +121,7 @@ impl Cache {
     }
 
     /// Takes `cost` from the bucket `key` if it allows, atomically (one round trip on Redis).
-    pub async fn rate_limit(
-        &self,
-        key: &str,
-        limit: RateLimit,
-        cost: u32,
-    ) -> Result<RateDecision, CacheError> {
+    pub async fn rate_limit(&self, key: &str, limit: RateLimit, cost: u32) -> Result<RateDecision, CacheError> {
         match self {
             Cache::Redis(c) => c.rate_limit(key, limit, cost).await,
             Cache::Memory(c) => Ok(c.rate_limit(key, limit, cost)),

@@ -27,10 +27,7 @@ pub trait ServiceBinary {
     fn migrate(config: LoadedConfig) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Runs one of the service's own subcommands.
-    fn run_extra(
-        config: LoadedConfig,
-        command: Self::Extra,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn run_extra(config: LoadedConfig, command: Self::Extra) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// For services without subcommands of their own.
@@ -63,10 +60,7 @@ pub fn main<S: ServiceBinary>() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("folio-{}: starting the runtime: {error}", S::NAME);

@@ -8,11 +8,7 @@ use tonic::transport::{Channel, Endpoint};
 /// fail fast with `UNAVAILABLE` while the peer is down; the channel
 /// reconnects on its own.
 pub fn lazy_channel(address: &str) -> anyhow::Result<Channel> {
-    let uri = if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    };
+    let uri = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
     let endpoint = Endpoint::from_shared(uri)
         .map_err(|e| anyhow::anyhow!("invalid upstream address {address:?}: {e}"))?
         .connect_timeout(Duration::from_secs(2))

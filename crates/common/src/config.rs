@@ -139,9 +139,7 @@ impl LoadedConfig {
         match self.raw.get::<T>(name) {
             Ok(value) => Ok(value),
             Err(config::ConfigError::NotFound(_)) => Ok(T::default()),
-            Err(error) => Err(anyhow::anyhow!(
-                "invalid configuration in section `{name}`: {error}"
-            )),
+            Err(error) => Err(anyhow::anyhow!("invalid configuration in section `{name}`: {error}")),
         }
     }
 }
@@ -149,8 +147,7 @@ impl LoadedConfig {
 /// Loads configuration for `service` from defaults, `<config_dir>/*.toml` and
 /// the environment. `config_dir` defaults to `FOLIO_CONFIG_DIR` or `config`.
 pub fn load(service: &'static str) -> anyhow::Result<LoadedConfig> {
-    let dir =
-        std::env::var_os("FOLIO_CONFIG_DIR").map_or_else(|| PathBuf::from("config"), PathBuf::from);
+    let dir = std::env::var_os("FOLIO_CONFIG_DIR").map_or_else(|| PathBuf::from("config"), PathBuf::from);
     load_from(service, &dir, std::env::vars())
 }
 
@@ -178,28 +175,16 @@ pub fn load_from(
     for file in toml_files(config_dir)? {
         builder = builder.add_source(config::File::from(file).required(true));
     }
-    let env: std::collections::HashMap<String, String> = env
-        .into_iter()
-        .filter(|(key, _)| key.starts_with("FOLIO__"))
-        .collect();
-    builder = builder.add_source(
-        config::Environment::with_prefix("FOLIO")
-            .prefix_separator("__")
-            .separator("__")
-            .source(Some(env)),
-    );
+    let env: std::collections::HashMap<String, String> =
+        env.into_iter().filter(|(key, _)| key.starts_with("FOLIO__")).collect();
+    builder = builder
+        .add_source(config::Environment::with_prefix("FOLIO").prefix_separator("__").separator("__").source(Some(env)));
     let raw = builder.build().context("reading configuration")?;
     let common: CommonConfig = raw.clone().try_deserialize().map_err(|error| {
-        anyhow::anyhow!(
-            "invalid configuration: {error} (set it in config/*.toml or as FOLIO__SECTION__KEY)"
-        )
+        anyhow::anyhow!("invalid configuration: {error} (set it in config/*.toml or as FOLIO__SECTION__KEY)")
     })?;
     validate(&common)?;
-    Ok(LoadedConfig {
-        service,
-        raw,
-        common,
-    })
+    Ok(LoadedConfig { service, raw, common })
 }
 
 fn toml_files(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -219,9 +204,7 @@ fn validate(config: &CommonConfig) -> anyhow::Result<()> {
     if let Some(url) = &config.database.url {
         let url = url.expose_secret();
         anyhow::ensure!(
-            url.starts_with("postgres://")
-                || url.starts_with("postgresql://")
-                || url.starts_with("sqlite:"),
+            url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"),
             "invalid configuration: `database.url` (FOLIO__DATABASE__URL) must start with postgres:// or sqlite:"
         );
     }
@@ -261,10 +244,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -276,10 +256,7 @@ mod tests {
         assert_eq!(loaded.common.server.admin_addr.port(), 9053);
         assert!(loaded.common.database.url.is_none());
 
-        std::fs::write(
-            dir.path().join("folio.toml"),
-            "[server]\nmax_concurrent_requests = 7\ngrace_period = 3\n",
-        )?;
+        std::fs::write(dir.path().join("folio.toml"), "[server]\nmax_concurrent_requests = 7\ngrace_period = 3\n")?;
         let loaded = load_from("ledger", dir.path(), env(&[]))?;
         assert_eq!(loaded.common.server.max_concurrent_requests, 7);
         assert_eq!(loaded.common.server.grace_period, Duration::from_secs(3));
@@ -298,48 +275,30 @@ mod tests {
         assert_eq!(loaded.common.server.max_concurrent_requests, 9);
         assert_eq!(loaded.common.data_dir, PathBuf::from("/tmp/folio-x"));
         let printed = format!("{:?}", loaded.common);
-        assert!(
-            !printed.contains("hunter2"),
-            "database password printed: {printed}"
-        );
-        assert!(
-            !printed.contains("s3cret-value"),
-            "client secret printed: {printed}"
-        );
+        assert!(!printed.contains("hunter2"), "database password printed: {printed}");
+        assert!(!printed.contains("s3cret-value"), "client secret printed: {printed}");
         Ok(())
     }
 
     #[test]
     fn invalid_values_name_their_key() {
         let nowhere = std::path::Path::new("/nonexistent-folio-config");
-        let error = load_from(
-            "auth",
-            nowhere,
-            env(&[("FOLIO__SERVER__LISTEN_ADDR", "not-an-address")]),
-        )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        let error = load_from("auth", nowhere, env(&[("FOLIO__SERVER__LISTEN_ADDR", "not-an-address")]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(error.contains("listen_addr"), "{error}");
 
-        let error = load_from(
-            "auth",
-            nowhere,
-            env(&[("FOLIO__DATABASE__URL", "mysql://x")]),
-        )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        let error = load_from("auth", nowhere, env(&[("FOLIO__DATABASE__URL", "mysql://x")]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(error.contains("database.url"), "{error}");
 
-        let error = load_from(
-            "auth",
-            nowhere,
-            env(&[("FOLIO__SERVICE_CLIENT__ID", "only-id")]),
-        )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        let error = load_from("auth", nowhere, env(&[("FOLIO__SERVICE_CLIENT__ID", "only-id")]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(error.contains("service_client.secret"), "{error}");
     }
 
@@ -353,15 +312,8 @@ mod tests {
         let nowhere = std::path::Path::new("/nonexistent-folio-config");
         let loaded = load_from("ledger", nowhere, env(&[]))?;
         assert_eq!(loaded.section::<Section>("ledger")?, Section::default());
-        let loaded = load_from(
-            "ledger",
-            nowhere,
-            env(&[("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2")]),
-        )?;
-        assert_eq!(
-            loaded.section::<Section>("ledger")?.bootstrap_assets,
-            "USD:2"
-        );
+        let loaded = load_from("ledger", nowhere, env(&[("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2")]))?;
+        assert_eq!(loaded.section::<Section>("ledger")?.bootstrap_assets, "USD:2");
         Ok(())
     }
 }

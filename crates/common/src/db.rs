@@ -4,9 +4,7 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::Context;
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 use secrecy::ExposeSecret;
 
@@ -14,35 +12,24 @@ use crate::config::DatabaseSettings;
 
 mod tx;
 
-pub use tx::{RetryPolicy, TxError, run_in_tx};
+pub use tx::{RetryPolicy, TxError, is_retryable, run_in_tx};
 
 /// Opens the database of `schema` (`auth`, `account`, `ledger`) as configured:
 /// `database.url` or, when unset, `<data_dir>/<schema>.sqlite`.
-pub async fn connect(
-    settings: &DatabaseSettings,
-    data_dir: &Path,
-    schema: &str,
-) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(settings: &DatabaseSettings, data_dir: &Path, schema: &str) -> anyhow::Result<DatabaseConnection> {
     let url = match &settings.url {
         Some(url) => url.expose_secret().to_owned(),
         None => {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-            format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join(format!("{schema}.sqlite")).display()
-            )
+            format!("sqlite://{}?mode=rwc", data_dir.join(format!("{schema}.sqlite")).display())
         }
     };
     connect_url(&url, schema, settings.max_connections).await
 }
 
 /// Opens `url` for `schema`; see [`connect`].
-pub async fn connect_url(
-    url: &str,
-    schema: &str,
-    max_connections: u32,
-) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_url(url: &str, schema: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     anyhow::ensure!(
         !schema.is_empty() && schema.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
         "schema name {schema:?} must be lower-case letters and underscores"
@@ -61,9 +48,7 @@ pub async fn connect_url(
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                     .foreign_keys(true)
             });
-        return Database::connect(options)
-            .await
-            .context("opening the SQLite database");
+        return Database::connect(options).await.context("opening the SQLite database");
     }
     create_schema(url, schema).await?;
     let mut options = ConnectOptions::new(url.to_owned());
@@ -74,17 +59,13 @@ pub async fn connect_url(
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
         .set_schema_search_path(schema.to_owned());
-    Database::connect(options)
-        .await
-        .context("connecting to PostgreSQL")
+    Database::connect(options).await.context("connecting to PostgreSQL")
 }
 
 async fn create_schema(url: &str, schema: &str) -> anyhow::Result<()> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.max_connections(1).sqlx_logging(false);
-    let admin = Database::connect(options)
-        .await
-        .context("connecting to PostgreSQL")?;
+    let admin = Database::connect(options).await.context("connecting to PostgreSQL")?;
     // The schema name was checked to be [a-z_]+ above, so quoting is safe.
     admin
         .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
@@ -100,14 +81,10 @@ pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> anyhow::Resul
 }
 
 /// The database clock: what decides expiry, ordering and `as_of`.
-pub async fn now(
-    db: &impl ConnectionTrait,
-) -> Result<chrono::DateTime<chrono::Utc>, sea_orm::DbErr> {
+pub async fn now(db: &impl ConnectionTrait) -> Result<chrono::DateTime<chrono::Utc>, sea_orm::DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
-        DatabaseBackend::Postgres => {
-            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS micros"
-        }
+        DatabaseBackend::Postgres => "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS micros",
         _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER) AS micros",
     };
     let row = db

@@ -97,30 +97,18 @@ pub struct FolioError {
 impl FolioError {
     /// An error with a reason and a caller-facing message (no internals in it).
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-            metadata: Vec::new(),
-            field_violations: Vec::new(),
-            retry_after: None,
-        }
+        Self { reason, message: message.into(), metadata: Vec::new(), field_violations: Vec::new(), retry_after: None }
     }
 
     /// `INVALID_FIELD` naming the field and what is wrong with it.
     pub fn invalid_field(field: &str, description: impl Into<String>) -> Self {
         let description = description.into();
-        Self::new(Reason::InvalidField, format!("{field}: {description}"))
-            .with_violation(field, description)
+        Self::new(Reason::InvalidField, format!("{field}: {description}")).with_violation(field, description)
     }
 
     /// Adds a `BadRequest` field violation.
-    pub fn with_violation(
-        mut self,
-        field: impl Into<String>,
-        description: impl Into<String>,
-    ) -> Self {
-        self.field_violations
-            .push((field.into(), description.into()));
+    pub fn with_violation(mut self, field: impl Into<String>, description: impl Into<String>) -> Self {
+        self.field_violations.push((field.into(), description.into()));
         self
     }
 
@@ -151,17 +139,13 @@ impl FolioError {
         let mut details = ErrorDetails::with_error_info(
             self.reason.as_str(),
             domain,
-            self.metadata
-                .into_iter()
-                .collect::<std::collections::HashMap<_, _>>(),
+            self.metadata.into_iter().collect::<std::collections::HashMap<_, _>>(),
         );
         if !self.field_violations.is_empty() {
             details.set_bad_request(
                 self.field_violations
                     .into_iter()
-                    .map(|(field, description)| {
-                        tonic_types::FieldViolation::new(field, description)
-                    })
+                    .map(|(field, description)| tonic_types::FieldViolation::new(field, description))
                     .collect::<Vec<_>>(),
             );
         }
@@ -189,12 +173,9 @@ pub fn internal_status(domain: &str, error: &(dyn std::error::Error + 'static)) 
 
 /// `UNAVAILABLE` / `DEPENDENCY_UNAVAILABLE` for a service this one needs.
 pub fn dependency_unavailable(domain: &str, dependency: &str) -> Status {
-    FolioError::new(
-        Reason::DependencyUnavailable,
-        format!("{dependency} is unavailable; retry later"),
-    )
-    .with_metadata("dependency", dependency)
-    .into_status(domain)
+    FolioError::new(Reason::DependencyUnavailable, format!("{dependency} is unavailable; retry later"))
+        .with_metadata("dependency", dependency)
+        .into_status(domain)
 }
 
 /// `a: b: c` for an error and its sources.
@@ -223,10 +204,7 @@ mod tests {
         for reason in Reason::ALL {
             let text = reason.as_str();
             assert_eq!(Reason::parse(text), Some(*reason));
-            assert!(
-                text.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
-                "{text}"
-            );
+            assert!(text.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{text}");
         }
     }
 
@@ -252,15 +230,9 @@ mod tests {
         assert_eq!(info.reason, "INVALID_FIELD");
         assert_eq!(info.domain, "ledger.folio");
         assert_eq!(info.metadata.get("index").map(String::as_str), Some("3"));
-        let violations = details
-            .bad_request()
-            .map(|b| b.field_violations.clone())
-            .unwrap_or_default();
+        let violations = details.bad_request().map(|b| b.field_violations.clone()).unwrap_or_default();
         assert_eq!(violations.len(), 1);
         assert_eq!(violations[0].field, "amount");
-        assert_eq!(
-            details.retry_info().and_then(|r| r.retry_delay),
-            Some(Duration::from_secs(2))
-        );
+        assert_eq!(details.retry_info().and_then(|r| r.retry_delay), Some(Duration::from_secs(2)));
     }
 }

@@ -21,10 +21,7 @@ pub struct Foundation {
 impl Foundation {
     /// Opens the database of `schema` and migrates it with `M` when
     /// `database.migrate_on_start` is set; connects the cache.
-    pub async fn open<M: MigratorTrait>(
-        common: &CommonConfig,
-        schema: &str,
-    ) -> anyhow::Result<Self> {
+    pub async fn open<M: MigratorTrait>(common: &CommonConfig, schema: &str) -> anyhow::Result<Self> {
         let db = db::connect(&common.database, &common.data_dir, schema).await?;
         if common.database.migrate_on_start {
             db::migrate::<M>(&db).await?;
@@ -34,23 +31,15 @@ impl Foundation {
     }
 
     /// Token verification against the auth service, kept fresh until `shutdown`.
-    pub fn remote_auth(
-        &self,
-        common: &CommonConfig,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<RemoteAuth> {
+    pub fn remote_auth(&self, common: &CommonConfig, shutdown: &CancellationToken) -> anyhow::Result<RemoteAuth> {
         let auth = remote_auth(common, VerifierSettings::default())?;
-        auth.verifier
-            .spawn_refresh(Some(self.cache.clone()), shutdown.clone());
+        auth.verifier.spawn_refresh(Some(self.cache.clone()), shutdown.clone());
         Ok(auth)
     }
 }
 
 /// Runs the migrations of `M` on the configured database of `schema` (the `migrate` subcommand).
-pub async fn migrate_only<M: MigratorTrait>(
-    common: &CommonConfig,
-    schema: &str,
-) -> anyhow::Result<()> {
+pub async fn migrate_only<M: MigratorTrait>(common: &CommonConfig, schema: &str) -> anyhow::Result<()> {
     let db = db::connect(&common.database, &common.data_dir, schema).await?;
     db::migrate::<M>(&db).await?;
     tracing::info!(schema, "migrations applied");

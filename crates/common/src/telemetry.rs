@@ -36,20 +36,16 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> anyhow::Result<Telem
     let filter = EnvFilter::try_new(&settings.log_filter)
         .with_context(|| format!("invalid `telemetry.log_filter` {:?}", settings.log_filter))?;
     let fmt = match settings.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
     let provider = match &settings.otlp_endpoint {
         Some(endpoint) => Some(tracer_provider(service, endpoint)?),
         None => None,
     };
-    let otel = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned()))
-    });
+    let otel = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned())));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
@@ -65,13 +61,8 @@ fn tracer_provider(service: &str, endpoint: &str) -> anyhow::Result<SdkTracerPro
         .with_endpoint(endpoint)
         .build()
         .with_context(|| format!("building the OTLP exporter for {endpoint}"))?;
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(format!("folio-{service}"))
-        .build();
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build())
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(format!("folio-{service}")).build();
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
 }
 
 /// Makes `span` a child of the W3C trace context carried in `headers`, if any.
@@ -117,10 +108,9 @@ struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
+        {
             self.0.insert(name, value);
         }
     }
@@ -132,10 +122,7 @@ impl Injector for HeaderInjector<'_> {
 pub struct TracePropagation;
 
 impl tonic::service::Interceptor for TracePropagation {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         inject_into_metadata(request.metadata_mut());
         Ok(request)
     }

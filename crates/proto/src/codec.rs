@@ -23,9 +23,7 @@ pub struct FolioCodec<T, U> {
 
 impl<T, U> Default for FolioCodec<T, U> {
     fn default() -> Self {
-        Self {
-            _types: PhantomData,
-        }
+        Self { _types: PhantomData }
     }
 }
 
@@ -44,9 +42,7 @@ where
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        FolioDecoder {
-            inner: ProstCodec::<T, U>::raw_decoder(BufferSettings::default()),
-        }
+        FolioDecoder { inner: ProstCodec::<T, U>::raw_decoder(BufferSettings::default()) }
     }
 }
 
@@ -61,9 +57,7 @@ impl<U: Message + Name + Default> Decoder for FolioDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        self.inner
-            .decode(buf)
-            .map_err(|status| undecodable::<U>(&status))
+        self.inner.decode(buf).map_err(|status| undecodable::<U>(&status))
     }
 
     fn buffer_settings(&self) -> BufferSettings {
@@ -89,11 +83,7 @@ fn undecodable<U: Name>(cause: &Status) -> Status {
     details.add_bad_request_violation("body", "the message body is not a valid protobuf encoding");
     Status::with_error_details(
         Code::InvalidArgument,
-        format!(
-            "request body does not decode as {}: {}",
-            U::full_name(),
-            cause.message()
-        ),
+        format!("request body does not decode as {}: {}", U::full_name(), cause.message()),
         details,
     )
 }

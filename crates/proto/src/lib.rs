@@ -4,12 +4,10 @@
 pub mod codec;
 
 /// Every file descriptor, internal services included (for a service's own reflection).
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/folio_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/folio_descriptor.bin"));
 
 /// The public services' file descriptors only (for the gateway's reflection).
-pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/folio_public_descriptor.bin"));
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/folio_public_descriptor.bin"));
 
 /// Generated code, nested as the proto packages are so cross-package references resolve.
 pub mod folio {
@@ -48,8 +46,5 @@ pub mod google {
 pub use folio::{account::v1 as account, auth::v1 as auth, ledger::v1 as ledger};
 
 /// The fully-qualified names of the services the gateway exposes.
-pub const PUBLIC_SERVICES: &[&str] = &[
-    "folio.auth.v1.AuthService",
-    "folio.account.v1.AccountService",
-    "folio.ledger.v1.LedgerService",
-];
+pub const PUBLIC_SERVICES: &[&str] =
+    &["folio.auth.v1.AuthService", "folio.account.v1.AccountService", "folio.ledger.v1.LedgerService"];

@@ -4,8 +4,7 @@ use sea_orm::{ConnectionTrait, Database};
 
 /// The PostgreSQL server tests use (`FOLIO_TEST_POSTGRES`, default local trust auth).
 pub fn postgres_base_url() -> String {
-    std::env::var("FOLIO_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("FOLIO_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 /// The Redis server tests use (`FOLIO_TEST_REDIS`, default local).
@@ -33,30 +32,16 @@ impl TestDatabase {
         let admin = Database::connect(format!("{}/postgres", postgres_base_url()))
             .await
             .expect("PostgreSQL must be running for the tests (see README)");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
         admin.close().await.ok();
-        Self {
-            url: format!("{}/{name}", postgres_base_url()),
-            postgres_name: Some(name),
-            _dir: None,
-        }
+        Self { url: format!("{}/{name}", postgres_base_url()), postgres_name: Some(name), _dir: None }
     }
 
     /// A fresh SQLite file in a temporary directory.
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("test.sqlite").display()
-        );
-        Self {
-            url,
-            postgres_name: None,
-            _dir: Some(dir),
-        }
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.sqlite").display());
+        Self { url, postgres_name: None, _dir: Some(dir) }
     }
 
     /// True for PostgreSQL.
@@ -73,19 +58,12 @@ impl Drop for TestDatabase {
         // Drop runs outside any runtime guarantee, so use a small one of our own
         // on a thread; FORCE ends connections a test left open.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(admin) =
-                    Database::connect(format!("{}/postgres", postgres_base_url())).await
-                {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
+                if let Ok(admin) = Database::connect(format!("{}/postgres", postgres_base_url())).await {
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                     admin.close().await.ok();
                 }
             });

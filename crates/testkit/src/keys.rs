@@ -62,12 +62,7 @@ impl TestClaims {
 
     /// A valid five-minute service token.
     pub fn service(client_id: &str, scopes: &[&str]) -> Self {
-        Self {
-            sid: None,
-            roles: Vec::new(),
-            scope: Some(scopes.join(" ")),
-            ..Self::user(client_id, &[])
-        }
+        Self { sid: None, roles: Vec::new(), scope: Some(scopes.join(" ")), ..Self::user(client_id, &[]) }
     }
 }
 
@@ -75,10 +70,7 @@ impl TestKeys {
     /// A fresh random key.
     pub fn generate() -> Self {
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-        Self {
-            kid: uuid::Uuid::new_v4().simple().to_string(),
-            signing,
-        }
+        Self { kid: uuid::Uuid::new_v4().simple().to_string(), signing }
     }
 
     /// The public key as auth publishes it.
@@ -109,8 +101,7 @@ impl TestKeys {
         header.typ = typ.map(str::to_owned);
         header.kid = kid.map(str::to_owned);
         let der = self.signing.to_pkcs8_der().expect("pkcs8");
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
-            .expect("sign")
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes())).expect("sign")
     }
 
     /// The classic confusion attack: HS256 keyed with the public key.
@@ -118,11 +109,7 @@ impl TestKeys {
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("at+jwt".to_owned());
         header.kid = Some(self.kid.clone());
-        let encoded = jsonwebtoken::encode(
-            &header,
-            claims,
-            &EncodingKey::from_secret(&self.public_bytes()),
-        );
+        let encoded = jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&self.public_bytes()));
         encoded.expect("sign hs256")
     }
 

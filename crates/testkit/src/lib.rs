@@ -5,6 +5,7 @@
 
 mod databases;
 mod keys;
+pub mod probe;
 mod stub_auth;
 
 pub use databases::{TestDatabase, postgres_base_url, redis_url, unique};

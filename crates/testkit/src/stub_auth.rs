@@ -10,8 +10,8 @@ use std::{
 };
 
 use folio_proto::auth::{
-    GetJwksRequest, GetJwksResponse, IssueServiceTokenRequest, IssueServiceTokenResponse, Jwk,
-    ListRevocationsRequest, ListRevocationsResponse,
+    GetJwksRequest, GetJwksResponse, IssueServiceTokenRequest, IssueServiceTokenResponse, Jwk, ListRevocationsRequest,
+    ListRevocationsResponse,
     auth_internal_service_server::{AuthInternalService, AuthInternalServiceServer},
     auth_service_server::{AuthService, AuthServiceServer},
 };
@@ -48,17 +48,10 @@ impl StubAuth {
     pub async fn start(keys: Vec<Jwk>, service_keys: Arc<TestKeys>) -> Self {
         let state = Arc::new(Mutex::new(State {
             keys,
-            revocations: ListRevocationsResponse {
-                version: 1,
-                ..Default::default()
-            },
+            revocations: ListRevocationsResponse { version: 1, ..Default::default() },
         }));
         let jwks_fetches = Arc::new(AtomicUsize::new(0));
-        let handler = Handler {
-            state: Arc::clone(&state),
-            jwks_fetches: Arc::clone(&jwks_fetches),
-            service_keys,
-        };
+        let handler = Handler { state: Arc::clone(&state), jwks_fetches: Arc::clone(&jwks_fetches), service_keys };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -71,12 +64,7 @@ impl StubAuth {
                 })
                 .await;
         });
-        Self {
-            addr,
-            state,
-            jwks_fetches,
-            _stop: stop,
-        }
+        Self { addr, state, jwks_fetches, _stop: stop }
     }
 
     /// `http://addr`.
@@ -97,27 +85,16 @@ impl StubAuth {
     /// Revokes a session; verifiers learn of it on their next poll.
     pub fn revoke_session(&self, session_id: &str) {
         let mut state = self.state.lock().expect("lock");
-        state
-            .revocations
-            .revoked_session_ids
-            .push(session_id.to_owned());
+        state.revocations.revoked_session_ids.push(session_id.to_owned());
         state.revocations.version += 1;
     }
 }
 
 #[tonic::async_trait]
 impl AuthService for Handler {
-    async fn get_jwks(
-        &self,
-        _request: Request<GetJwksRequest>,
-    ) -> Result<Response<GetJwksResponse>, Status> {
+    async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
         self.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-        let keys = self
-            .state
-            .lock()
-            .map_err(|_| Status::internal("lock"))?
-            .keys
-            .clone();
+        let keys = self.state.lock().map_err(|_| Status::internal("lock"))?.keys.clone();
         Ok(Response::new(GetJwksResponse { keys }))
     }
 
@@ -131,10 +108,7 @@ impl AuthService for Handler {
         let token = self.service_keys.sign(&claims);
         Ok(Response::new(IssueServiceTokenResponse {
             access_token: token,
-            access_token_expires_at: Some(prost_types::Timestamp {
-                seconds: claims.exp,
-                nanos: 0,
-            }),
+            access_token_expires_at: Some(prost_types::Timestamp { seconds: claims.exp, nanos: 0 }),
             scopes: request.scopes,
         }))
     }

@@ -18,10 +18,7 @@ pub use migration::Migrator;
 pub const SCHEMA: &str = "account";
 
 /// Starts the account service until `shutdown`.
-pub async fn serve(
-    config: LoadedConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<RunningServer> {
+pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
@@ -46,10 +43,7 @@ impl ServiceBinary for Binary {
     const NAME: &'static str = SCHEMA;
     type Extra = NoExtraCommands;
 
-    async fn serve(
-        config: LoadedConfig,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<RunningServer> {
+    async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
         serve(config, shutdown).await
     }
 

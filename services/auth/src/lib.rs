@@ -22,10 +22,7 @@ pub use migration::Migrator;
 pub const SCHEMA: &str = "auth";
 
 /// Starts the auth service until `shutdown`.
-pub async fn serve(
-    config: LoadedConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<RunningServer> {
+pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
     let _foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     ServerBuilder::new(SCHEMA, common.server.clone())
@@ -50,10 +47,7 @@ impl ServiceBinary for Binary {
     const NAME: &'static str = SCHEMA;
     type Extra = NoExtraCommands;
 
-    async fn serve(
-        config: LoadedConfig,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<RunningServer> {
+    async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
         serve(config, shutdown).await
     }
 

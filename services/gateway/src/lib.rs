@@ -14,12 +14,9 @@ pub const NAME: &str = "gateway";
 /// Starts the gateway until `shutdown`. Routing to the upstreams arrives with
 /// the gateway issue; until then it answers health and reflection (public
 /// services only).
-pub async fn serve(
-    config: LoadedConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<RunningServer> {
-    let mut builder = ServerBuilder::new(NAME, config.common.server.clone())
-        .descriptor_set(folio_proto::PUBLIC_FILE_DESCRIPTOR_SET);
+pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
+    let mut builder =
+        ServerBuilder::new(NAME, config.common.server.clone()).descriptor_set(folio_proto::PUBLIC_FILE_DESCRIPTOR_SET);
     for service in folio_proto::PUBLIC_SERVICES {
         builder = builder.advertise(service);
     }
@@ -33,10 +30,7 @@ impl ServiceBinary for Binary {
     const NAME: &'static str = NAME;
     type Extra = NoExtraCommands;
 
-    async fn serve(
-        config: LoadedConfig,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<RunningServer> {
+    async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
         serve(config, shutdown).await
     }
 

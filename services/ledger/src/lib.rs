@@ -21,10 +21,7 @@ pub use migration::Migrator;
 pub const SCHEMA: &str = "ledger";
 
 /// Starts the ledger until `shutdown`.
-pub async fn serve(
-    config: LoadedConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<RunningServer> {
+pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
@@ -51,10 +48,7 @@ impl ServiceBinary for Binary {
     const NAME: &'static str = SCHEMA;
     type Extra = NoExtraCommands;
 
-    async fn serve(
-        config: LoadedConfig,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<RunningServer> {
+    async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
         serve(config, shutdown).await
     }
 

@@ -29,11 +29,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Authenticate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
-            inner,
-            verifier: self.verifier.clone(),
-            domain: self.domain,
-        }
+        Authenticate { inner, verifier: self.verifier.clone(), domain: self.domain }
     }
 }
 
@@ -47,10 +43,7 @@ pub struct Authenticate<S> {
 
 impl<S, B> Service<http::Request<B>> for Authenticate<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -99,8 +92,5 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<String>, FolioEr
 }
 
 fn malformed() -> FolioError {
-    FolioError::new(
-        Reason::TokenInvalid,
-        "the authorization header must be `Bearer <access token>`",
-    )
+    FolioError::new(Reason::TokenInvalid, "the authorization header must be `Bearer <access token>`")
 }

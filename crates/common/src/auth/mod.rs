@@ -13,7 +13,4 @@ pub use principal::{AccessClaims, Principal, PrincipalKind, principal, roles, sc
 pub use remote::{RemoteAuth, remote_auth};
 pub use service_token::ServiceTokenProvider;
 pub use sources::{GrpcKeySource, GrpcRevocationSource, KeySource, RevocationSource};
-pub use verifier::{
-    AUDIENCE, ISSUER, MAX_ACCESS_TOKEN_LIFETIME, REVOCATION_CHANNEL, TokenVerifier,
-    VerifierSettings,
-};
+pub use verifier::{AUDIENCE, ISSUER, MAX_ACCESS_TOKEN_LIFETIME, REVOCATION_CHANNEL, TokenVerifier, VerifierSettings};

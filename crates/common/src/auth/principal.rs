@@ -29,14 +29,7 @@ pub mod scopes {
     /// Call `AuthInternalService`.
     pub const AUTH_INTERNAL: &str = "auth:internal";
     /// Every scope.
-    pub const ALL: &[&str] = &[
-        LEDGER_READ,
-        LEDGER_WRITE,
-        LEDGER_ADMIN,
-        ACCOUNTS_READ,
-        ACCOUNTS_WRITE,
-        AUTH_INTERNAL,
-    ];
+    pub const ALL: &[&str] = &[LEDGER_READ, LEDGER_WRITE, LEDGER_ADMIN, ACCOUNTS_READ, ACCOUNTS_WRITE, AUTH_INTERNAL];
 }
 
 /// The claims of a Folio access token (RFC 9068 profile).
@@ -99,25 +92,13 @@ pub struct Principal {
 impl Principal {
     /// Builds a principal from verified claims.
     pub fn from_claims(claims: AccessClaims) -> Self {
-        let scopes: Vec<String> = claims
-            .scope
-            .as_deref()
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
+        let scopes: Vec<String> =
+            claims.scope.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
         let kind = match claims.sid {
             Some(session_id) => PrincipalKind::User { session_id },
             None => PrincipalKind::Service,
         };
-        Self {
-            subject: claims.sub,
-            kind,
-            roles: claims.roles,
-            scopes,
-            token_id: claims.jti,
-            expires_at: claims.exp,
-        }
+        Self { subject: claims.sub, kind, roles: claims.roles, scopes, token_id: claims.jti, expires_at: claims.exp }
     }
 
     /// The session id, for users.
@@ -148,11 +129,8 @@ impl Principal {
         if self.has_role(role) {
             Ok(())
         } else {
-            Err(FolioError::new(
-                Reason::MissingRole,
-                format!("this call needs the `{role}` role"),
-            )
-            .with_metadata("role", role))
+            Err(FolioError::new(Reason::MissingRole, format!("this call needs the `{role}` role"))
+                .with_metadata("role", role))
         }
     }
 
@@ -161,21 +139,16 @@ impl Principal {
         if self.has_scope(scope) {
             Ok(())
         } else {
-            Err(FolioError::new(
-                Reason::MissingScope,
-                format!("this call needs the `{scope}` scope"),
-            )
-            .with_metadata("scope", scope))
+            Err(FolioError::new(Reason::MissingScope, format!("this call needs the `{scope}` scope"))
+                .with_metadata("scope", scope))
         }
     }
 }
 
 /// The caller of a request, or `UNAUTHENTICATED` / `TOKEN_MISSING`.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, FolioError> {
-    request.extensions().get::<Principal>().ok_or_else(|| {
-        FolioError::new(
-            Reason::TokenMissing,
-            "this call needs `authorization: Bearer <access token>`",
-        )
-    })
+    request
+        .extensions()
+        .get::<Principal>()
+        .ok_or_else(|| FolioError::new(Reason::TokenMissing, "this call needs `authorization: Bearer <access token>`"))
 }

@@ -7,8 +7,7 @@ use futures::future::BoxFuture;
 use secrecy::SecretString;
 
 use super::{
-    GrpcKeySource, GrpcRevocationSource, RevocationSource, ServiceTokenProvider, TokenVerifier,
-    VerifierSettings,
+    GrpcKeySource, GrpcRevocationSource, RevocationSource, ServiceTokenProvider, TokenVerifier, VerifierSettings,
 };
 use crate::client::lazy_channel;
 use crate::config::CommonConfig;
@@ -24,10 +23,7 @@ pub struct RemoteAuth {
 /// Builds the verifier and token provider from `upstreams.auth` and
 /// `service_client`. Without credentials, revocations cannot be fetched and
 /// every token is refused with `DEPENDENCY_UNAVAILABLE` (failing closed).
-pub fn remote_auth(
-    common: &CommonConfig,
-    settings: VerifierSettings,
-) -> anyhow::Result<RemoteAuth> {
+pub fn remote_auth(common: &CommonConfig, settings: VerifierSettings) -> anyhow::Result<RemoteAuth> {
     let channel = lazy_channel(&common.upstreams.auth)?;
     let tokens = match (&common.service_client.id, &common.service_client.secret) {
         (Some(id), Some(secret)) => Some(Arc::new(ServiceTokenProvider::new(
@@ -45,10 +41,7 @@ pub fn remote_auth(
         }
     };
     let revocations: Arc<dyn RevocationSource> = match &tokens {
-        Some(tokens) => Arc::new(GrpcRevocationSource::new(
-            channel.clone(),
-            Arc::clone(tokens),
-        )),
+        Some(tokens) => Arc::new(GrpcRevocationSource::new(channel.clone(), Arc::clone(tokens))),
         None => Arc::new(NoCredentials),
     };
     let verifier = TokenVerifier::new(Arc::new(GrpcKeySource::new(channel)), revocations, settings);

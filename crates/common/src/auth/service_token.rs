@@ -26,34 +26,19 @@ pub struct ServiceTokenProvider {
 
 impl std::fmt::Debug for ServiceTokenProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceTokenProvider")
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
+        f.debug_struct("ServiceTokenProvider").field("client_id", &self.client_id).finish_non_exhaustive()
     }
 }
 
 impl ServiceTokenProvider {
     /// A provider for `client_id` asking for `scopes` (empty: all of the account's).
-    pub fn new(
-        channel: Channel,
-        client_id: String,
-        client_secret: SecretString,
-        scopes: Vec<String>,
-    ) -> Self {
-        Self {
-            client: AuthServiceClient::new(channel),
-            client_id,
-            client_secret,
-            scopes,
-            cached: Mutex::new(None),
-        }
+    pub fn new(channel: Channel, client_id: String, client_secret: SecretString, scopes: Vec<String>) -> Self {
+        Self { client: AuthServiceClient::new(channel), client_id, client_secret, scopes, cached: Mutex::new(None) }
     }
 
     /// The `authorization` value to send, fetching a new token when the cached
     /// one has less than a fifth of its life left.
-    pub async fn bearer(
-        &self,
-    ) -> anyhow::Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> {
+    pub async fn bearer(&self) -> anyhow::Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> {
         let mut cached = self.cached.lock().await;
         if let Some(token) = cached.as_ref()
             && Instant::now() < token.renew_at
@@ -66,12 +51,7 @@ impl ServiceTokenProvider {
             scopes: self.scopes.clone(),
         });
         request.set_timeout(Duration::from_secs(5));
-        let response = self
-            .client
-            .clone()
-            .issue_service_token(request)
-            .await?
-            .into_inner();
+        let response = self.client.clone().issue_service_token(request).await?.into_inner();
         let lifetime = response
             .access_token_expires_at
             .map(|at| at.seconds - chrono::Utc::now().timestamp())
@@ -79,10 +59,7 @@ impl ServiceTokenProvider {
             .clamp(1, 15 * 60);
         let bearer = format!("Bearer {}", response.access_token).parse()?;
         let renew_in = Duration::from_secs(u64::try_from(lifetime).unwrap_or(1)).mul_f64(0.8);
-        *cached = Some(CachedToken {
-            bearer: Clone::clone(&bearer),
-            renew_at: Instant::now() + renew_in,
-        });
+        *cached = Some(CachedToken { bearer: Clone::clone(&bearer), renew_at: Instant::now() + renew_in });
         Ok(bearer)
     }
 
@@ -95,9 +72,7 @@ impl ServiceTokenProvider {
     /// current trace context.
     pub async fn authorize<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", self.bearer().await?);
+        request.metadata_mut().insert("authorization", self.bearer().await?);
         inject_into_metadata(request.metadata_mut());
         Ok(request)
     }

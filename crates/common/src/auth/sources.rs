@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use folio_proto::auth::{
     GetJwksRequest, Jwk, ListRevocationsRequest, ListRevocationsResponse,
-    auth_internal_service_client::AuthInternalServiceClient,
-    auth_service_client::AuthServiceClient,
+    auth_internal_service_client::AuthInternalServiceClient, auth_service_client::AuthServiceClient,
 };
 use futures::future::BoxFuture;
 use tonic::transport::Channel;
@@ -22,10 +21,7 @@ pub trait KeySource: Send + Sync + 'static {
 /// Supplies the revocations in force.
 pub trait RevocationSource: Send + Sync + 'static {
     /// Revocations newer than `since_version` (see `ListRevocations`).
-    fn fetch_revocations(
-        &self,
-        since_version: i64,
-    ) -> BoxFuture<'_, anyhow::Result<ListRevocationsResponse>>;
+    fn fetch_revocations(&self, since_version: i64) -> BoxFuture<'_, anyhow::Result<ListRevocationsResponse>>;
 }
 
 /// Keys from `AuthService.GetJwks`.
@@ -37,9 +33,7 @@ pub struct GrpcKeySource {
 impl GrpcKeySource {
     /// Reads keys through `channel` (to the auth service).
     pub fn new(channel: Channel) -> Self {
-        Self {
-            client: AuthServiceClient::new(channel),
-        }
+        Self { client: AuthServiceClient::new(channel) }
     }
 }
 
@@ -65,24 +59,15 @@ pub struct GrpcRevocationSource {
 impl GrpcRevocationSource {
     /// Reads revocations through `channel`, authenticating with `tokens`.
     pub fn new(channel: Channel, tokens: Arc<ServiceTokenProvider>) -> Self {
-        Self {
-            client: AuthInternalServiceClient::new(channel),
-            tokens,
-        }
+        Self { client: AuthInternalServiceClient::new(channel), tokens }
     }
 }
 
 impl RevocationSource for GrpcRevocationSource {
-    fn fetch_revocations(
-        &self,
-        since_version: i64,
-    ) -> BoxFuture<'_, anyhow::Result<ListRevocationsResponse>> {
+    fn fetch_revocations(&self, since_version: i64) -> BoxFuture<'_, anyhow::Result<ListRevocationsResponse>> {
         let mut client = self.client.clone();
         Box::pin(async move {
-            let mut request = self
-                .tokens
-                .authorize(ListRevocationsRequest { since_version })
-                .await?;
+            let mut request = self.tokens.authorize(ListRevocationsRequest { since_version }).await?;
             request.set_timeout(std::time::Duration::from_secs(3));
             Ok(client.list_revocations(request).await?.into_inner())
         })

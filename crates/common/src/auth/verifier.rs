@@ -107,10 +107,7 @@ impl TokenVerifier {
                 settings,
                 key_source,
                 revocation_source,
-                keys: RwLock::new(Keys {
-                    by_kid: HashMap::new(),
-                    fetched_at: None,
-                }),
+                keys: RwLock::new(Keys { by_kid: HashMap::new(), fetched_at: None }),
                 fetch_lock: Mutex::new(()),
                 revocations: RwLock::new(Revocations::default()),
                 validation,
@@ -120,28 +117,19 @@ impl TokenVerifier {
 
     /// Verifies `token` and returns its principal, or the reason it is refused.
     pub async fn verify(&self, token: &str) -> Result<Principal, FolioError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| invalid("the token is not a well-formed JWT"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("the token is not a well-formed JWT"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(invalid("the token's algorithm is not allowed"));
         }
-        let typ = header
-            .typ
-            .as_deref()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
         if typ != "at+jwt" && typ != "application/at+jwt" {
             return Err(invalid("the token is not an access token (typ)"));
         }
-        let kid = header
-            .kid
-            .ok_or_else(|| invalid("the token names no key (kid)"))?;
+        let kid = header.kid.ok_or_else(|| invalid("the token names no key (kid)"))?;
         let key = self.key(&kid).await?;
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.inner.validation)
             .map_err(|error| match error.kind() {
-                ErrorKind::ExpiredSignature => {
-                    FolioError::new(Reason::TokenExpired, "the access token has expired")
-                }
+                ErrorKind::ExpiredSignature => FolioError::new(Reason::TokenExpired, "the access token has expired"),
                 ErrorKind::ImmatureSignature => invalid("the token is not valid yet (nbf)"),
                 ErrorKind::InvalidAudience => invalid("the token is not for Folio (aud)"),
                 ErrorKind::InvalidIssuer => invalid("the token was not issued by Folio (iss)"),
@@ -158,14 +146,9 @@ impl TokenVerifier {
     }
 
     fn check_revocation(&self, claims: &AccessClaims) -> Result<(), FolioError> {
-        let revocations = self
-            .inner
-            .revocations
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = revocations
-            .refreshed_at
-            .is_some_and(|at| at.elapsed() <= self.inner.settings.revocation_max_staleness);
+        let revocations = self.inner.revocations.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh =
+            revocations.refreshed_at.is_some_and(|at| at.elapsed() <= self.inner.settings.revocation_max_staleness);
         if !fresh {
             return Err(FolioError::new(
                 Reason::DependencyUnavailable,
@@ -175,15 +158,9 @@ impl TokenVerifier {
         }
         let revoked = revocations.tokens.contains(&claims.jti)
             || revocations.subjects.contains(&claims.sub)
-            || claims
-                .sid
-                .as_ref()
-                .is_some_and(|sid| revocations.sessions.contains(sid));
+            || claims.sid.as_ref().is_some_and(|sid| revocations.sessions.contains(sid));
         if revoked {
-            return Err(FolioError::new(
-                Reason::TokenRevoked,
-                "the access token has been revoked",
-            ));
+            return Err(FolioError::new(Reason::TokenRevoked, "the access token has been revoked"));
         }
         Ok(())
     }
@@ -197,22 +174,16 @@ impl TokenVerifier {
         if let Some(key) = self.cached_key(kid) {
             return Ok(key);
         }
-        let recently = self
-            .keys_read()
-            .fetched_at
-            .is_some_and(|at| at.elapsed() < self.inner.settings.jwks_refetch_interval);
+        let recently =
+            self.keys_read().fetched_at.is_some_and(|at| at.elapsed() < self.inner.settings.jwks_refetch_interval);
         if !recently {
             self.refresh_keys_locked().await;
         }
-        self.cached_key(kid)
-            .ok_or_else(|| invalid("the token's signing key is unknown (kid)"))
+        self.cached_key(kid).ok_or_else(|| invalid("the token's signing key is unknown (kid)"))
     }
 
     fn keys_read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
-        self.inner
-            .keys
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn cached_key(&self, kid: &str) -> Option<DecodingKey> {
@@ -224,11 +195,7 @@ impl TokenVerifier {
         match self.inner.key_source.fetch_keys().await {
             Ok(jwks) => {
                 let by_kid = decoding_keys(&jwks);
-                let mut keys = self
-                    .inner
-                    .keys
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut keys = self.inner.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                 keys.by_kid = by_kid;
                 keys.fetched_at = Some(Instant::now());
             }
@@ -236,37 +203,21 @@ impl TokenVerifier {
                 tracing::warn!(error = %error, "fetching signing keys failed");
                 // Count a failed fetch as a fetch so a flood of unknown kids
                 // does not hammer auth.
-                self.inner
-                    .keys
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .fetched_at = Some(Instant::now());
+                self.inner.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner).fetched_at =
+                    Some(Instant::now());
             }
         }
     }
 
     /// Polls revocations once; returns whether anything changed.
     pub async fn refresh_revocations(&self) -> anyhow::Result<bool> {
-        let since = self
-            .inner
-            .revocations
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .version;
-        let update = self
-            .inner
-            .revocation_source
-            .fetch_revocations(since)
-            .await?;
+        let since = self.inner.revocations.read().unwrap_or_else(std::sync::PoisonError::into_inner).version;
+        let update = self.inner.revocation_source.fetch_revocations(since).await?;
         Ok(self.apply_revocations(update))
     }
 
     fn apply_revocations(&self, update: ListRevocationsResponse) -> bool {
-        let mut revocations = self
-            .inner
-            .revocations
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut revocations = self.inner.revocations.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         revocations.refreshed_at = Some(Instant::now());
         if update.unchanged {
             return false;
@@ -274,21 +225,14 @@ impl TokenVerifier {
         revocations.version = update.version;
         revocations.sessions = update.revoked_session_ids.into_iter().collect();
         revocations.tokens = update.revoked_token_ids.into_iter().collect();
-        revocations.subjects = update
-            .disabled_user_ids
-            .into_iter()
-            .chain(update.disabled_service_account_ids)
-            .collect();
+        revocations.subjects =
+            update.disabled_user_ids.into_iter().chain(update.disabled_service_account_ids).collect();
         true
     }
 
     /// Keeps keys and revocations fresh until `shutdown`: revocations every
     /// poll interval, sooner on a pub/sub nudge; keys every refresh interval.
-    pub fn spawn_refresh(
-        &self,
-        cache: Option<Cache>,
-        shutdown: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_refresh(&self, cache: Option<Cache>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let verifier = self.clone();
         tokio::spawn(async move {
             let mut nudges = match &cache {
@@ -318,9 +262,7 @@ impl TokenVerifier {
     }
 }
 
-async fn next_nudge(
-    nudges: &mut Option<futures::stream::BoxStream<'static, String>>,
-) -> Option<String> {
+async fn next_nudge(nudges: &mut Option<futures::stream::BoxStream<'static, String>>) -> Option<String> {
     use futures::StreamExt;
     match nudges {
         Some(stream) => stream.next().await,
@@ -330,9 +272,7 @@ async fn next_nudge(
 
 fn decoding_keys(jwks: &[Jwk]) -> HashMap<String, DecodingKey> {
     jwks.iter()
-        .filter(|jwk| {
-            jwk.kty == "OKP" && jwk.crv == "Ed25519" && (jwk.alg.is_empty() || jwk.alg == "EdDSA")
-        })
+        .filter(|jwk| jwk.kty == "OKP" && jwk.crv == "Ed25519" && (jwk.alg.is_empty() || jwk.alg == "EdDSA"))
         .filter_map(|jwk| match DecodingKey::from_ed_components(&jwk.x) {
             Ok(key) => Some((jwk.kid.clone(), key)),
             Err(error) => {

@@ -39,9 +39,7 @@ pub struct MemoryCache {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a half-written entry
     // (every update is a single insert), so a poisoned map is still sound.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl MemoryCache {
@@ -61,16 +59,10 @@ impl MemoryCache {
             .entry(key.to_owned())
             .and_modify(|entry| {
                 if entry.expires <= now || !matches!(entry.value, Value::Counter(_)) {
-                    *entry = Entry {
-                        value: Value::Counter(0),
-                        expires: now + ttl,
-                    };
+                    *entry = Entry { value: Value::Counter(0), expires: now + ttl };
                 }
             })
-            .or_insert_with(|| Entry {
-                value: Value::Counter(0),
-                expires: now + ttl,
-            });
+            .or_insert_with(|| Entry { value: Value::Counter(0), expires: now + ttl });
         let Value::Counter(count) = &mut entry.value else {
             return 0;
         };
@@ -80,32 +72,22 @@ impl MemoryCache {
 
     pub(super) fn counter(&self, key: &str) -> i64 {
         match self.live_entries().get(key) {
-            Some(Entry {
-                value: Value::Counter(count),
-                expires,
-            }) if *expires > Instant::now() => *count,
+            Some(Entry { value: Value::Counter(count), expires }) if *expires > Instant::now() => *count,
             _ => 0,
         }
     }
 
     pub(super) fn set(&self, key: &str, value: &str, ttl: Duration) {
-        let entry = Entry {
-            value: Value::Text(value.to_owned()),
-            expires: Instant::now() + ttl,
-        };
+        let entry = Entry { value: Value::Text(value.to_owned()), expires: Instant::now() + ttl };
         self.live_entries().insert(key.to_owned(), entry);
     }
 
     pub(super) fn get(&self, key: &str) -> Option<String> {
         match self.live_entries().get(key) {
-            Some(Entry {
-                value: Value::Text(text),
-                expires,
-            }) if *expires > Instant::now() => Some(text.clone()),
-            Some(Entry {
-                value: Value::Counter(count),
-                expires,
-            }) if *expires > Instant::now() => Some(count.to_string()),
+            Some(Entry { value: Value::Text(text), expires }) if *expires > Instant::now() => Some(text.clone()),
+            Some(Entry { value: Value::Counter(count), expires }) if *expires > Instant::now() => {
+                Some(count.to_string())
+            }
             _ => None,
         }
     }
@@ -120,38 +102,20 @@ impl MemoryCache {
         let tolerance = Duration::from_micros(limit.tolerance_micros().unsigned_abs());
         let mut entries = self.live_entries();
         let tat = match entries.get(key) {
-            Some(Entry {
-                value: Value::Tat(tat),
-                ..
-            }) if *tat > now => *tat,
+            Some(Entry { value: Value::Tat(tat), .. }) if *tat > now => *tat,
             _ => now,
         };
         let new_tat = tat + emission * cost;
         let allow_at = new_tat.checked_sub(tolerance).unwrap_or(now);
         if allow_at > now {
-            return RateDecision {
-                allowed: false,
-                retry_after: allow_at - now,
-            };
+            return RateDecision { allowed: false, retry_after: allow_at - now };
         }
-        entries.insert(
-            key.to_owned(),
-            Entry {
-                value: Value::Tat(new_tat),
-                expires: new_tat,
-            },
-        );
-        RateDecision {
-            allowed: true,
-            retry_after: Duration::ZERO,
-        }
+        entries.insert(key.to_owned(), Entry { value: Value::Tat(new_tat), expires: new_tat });
+        RateDecision { allowed: true, retry_after: Duration::ZERO }
     }
 
     fn channel(&self, name: &str) -> broadcast::Sender<String> {
-        lock(&self.channels)
-            .entry(name.to_owned())
-            .or_insert_with(|| broadcast::channel(64).0)
-            .clone()
+        lock(&self.channels).entry(name.to_owned()).or_insert_with(|| broadcast::channel(64).0).clone()
     }
 
     pub(super) fn publish(&self, channel: &str, message: &str) {
@@ -160,8 +124,6 @@ impl MemoryCache {
     }
 
     pub(super) fn subscribe(&self, channel: &str) -> BoxStream<'static, String> {
-        BroadcastStream::new(self.channel(channel).subscribe())
-            .filter_map(|m| async move { m.ok() })
-            .boxed()
+        BroadcastStream::new(self.channel(channel).subscribe()).filter_map(|m| async move { m.ok() }).boxed()
     }
 }

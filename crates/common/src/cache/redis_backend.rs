@@ -43,35 +43,22 @@ pub struct RedisCache {
 impl RedisCache {
     /// Connects to `url` (fails when Redis does not answer).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client =
-            redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid `redis.url`: {e}"))?;
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid `redis.url`: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2);
-        let connection = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))?
-        .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
-        Ok(Self {
-            client,
-            connection,
-            incr_script: Script::new(INCR_WITH_EXPIRY),
-            gcra_script: Script::new(GCRA),
-        })
+        let connection =
+            tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager_with_config(config))
+                .await
+                .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))?
+                .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
+        Ok(Self { client, connection, incr_script: Script::new(INCR_WITH_EXPIRY), gcra_script: Script::new(GCRA) })
     }
 
     pub(super) async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
         let mut conn = self.connection.clone();
-        Ok(self
-            .incr_script
-            .key(key)
-            .arg(millis(ttl))
-            .invoke_async(&mut conn)
-            .await?)
+        Ok(self.incr_script.key(key).arg(millis(ttl)).invoke_async(&mut conn).await?)
     }
 
     pub(super) async fn counter(&self, key: &str) -> Result<i64, CacheError> {
@@ -80,12 +67,7 @@ impl RedisCache {
         Ok(value.unwrap_or(0))
     }
 
-    pub(super) async fn set(
-        &self,
-        key: &str,
-        value: &str,
-        ttl: Duration,
-    ) -> Result<(), CacheError> {
+    pub(super) async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
         let mut conn = self.connection.clone();
         let _: () = conn.pset_ex(key, value, millis(ttl)).await?;
         Ok(())
@@ -102,12 +84,7 @@ impl RedisCache {
         Ok(())
     }
 
-    pub(super) async fn rate_limit(
-        &self,
-        key: &str,
-        limit: RateLimit,
-        cost: u32,
-    ) -> Result<RateDecision, CacheError> {
+    pub(super) async fn rate_limit(&self, key: &str, limit: RateLimit, cost: u32) -> Result<RateDecision, CacheError> {
         let mut conn = self.connection.clone();
         let (allowed, retry_micros): (i64, i64) = self
             .gcra_script
@@ -117,10 +94,7 @@ impl RedisCache {
             .arg(cost)
             .invoke_async(&mut conn)
             .await?;
-        Ok(RateDecision {
-            allowed: allowed == 1,
-            retry_after: Duration::from_micros(retry_micros.unsigned_abs()),
-        })
+        Ok(RateDecision { allowed: allowed == 1, retry_after: Duration::from_micros(retry_micros.unsigned_abs()) })
     }
 
     pub(super) async fn publish(&self, channel: &str, message: &str) -> Result<(), CacheError> {
@@ -129,21 +103,13 @@ impl RedisCache {
         Ok(())
     }
 
-    pub(super) async fn subscribe(
-        &self,
-        channel: &str,
-    ) -> Result<BoxStream<'static, String>, CacheError> {
+    pub(super) async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, String>, CacheError> {
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.subscribe(channel).await?;
-        Ok(pubsub
-            .into_on_message()
-            .filter_map(|msg| async move { msg.get_payload::<String>().ok() })
-            .boxed())
+        Ok(pubsub.into_on_message().filter_map(|msg| async move { msg.get_payload::<String>().ok() }).boxed())
     }
 }
 
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }

@@ -5,8 +5,7 @@
 use std::{future::Future, sync::Arc, time::Duration, time::Instant};
 
 use sea_orm::{
-    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
-    TransactionTrait,
+    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, TransactionTrait,
 };
 
 /// How a transaction is run and retried.
@@ -36,10 +35,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The default policy at SERIALIZABLE isolation.
     pub fn serializable() -> Self {
-        Self {
-            isolation: Some(IsolationLevel::Serializable),
-            ..Self::default()
-        }
+        Self { isolation: Some(IsolationLevel::Serializable), ..Self::default() }
     }
 }
 
@@ -70,20 +66,13 @@ where
 {
     let started = Instant::now();
     let backend = db.get_database_backend();
-    let isolation = if backend == DbBackend::Postgres {
-        policy.isolation
-    } else {
-        None
-    };
+    let isolation = if backend == DbBackend::Postgres { policy.isolation } else { None };
     let mut attempt = 1;
     let result = loop {
         let outcome = attempt_once(db, isolation, &mut work).await;
         match outcome {
-            Err(TxError::Db(error))
-                if attempt < policy.max_attempts.max(1) && is_retryable(&error) =>
-            {
-                metrics::counter!("folio_db_transaction_retries_total", "operation" => operation)
-                    .increment(1);
+            Err(TxError::Db(error)) if attempt < policy.max_attempts.max(1) && is_retryable(&error) => {
+                metrics::counter!("folio_db_transaction_retries_total", "operation" => operation).increment(1);
                 tracing::debug!(operation, attempt, %error, "retrying transaction");
                 tokio::time::sleep(backoff(policy, attempt)).await;
                 attempt += 1;
@@ -114,9 +103,8 @@ where
     let value = work(Arc::clone(&tx)).await;
     // The work's future is done, so ours is normally the only handle left; a
     // handle kept elsewhere means the work leaked it, and we roll back.
-    let tx = Arc::try_unwrap(tx).map_err(|_| {
-        DbErr::Custom("transaction handle outlived the transaction's work".to_owned())
-    })?;
+    let tx = Arc::try_unwrap(tx)
+        .map_err(|_| DbErr::Custom("transaction handle outlived the transaction's work".to_owned()))?;
     match value {
         Ok(value) => {
             tx.commit().await?;
@@ -143,18 +131,13 @@ pub fn is_retryable(error: &DbErr) -> bool {
         _ => return false,
     };
     match sqlx.as_database_error().and_then(|e| e.code()) {
-        Some(code) => matches!(
-            code.as_ref(),
-            "40001" | "40P01" | "5" | "6" | "517" | "261" | "262"
-        ),
+        Some(code) => matches!(code.as_ref(), "40001" | "40P01" | "5" | "6" | "517" | "261" | "262"),
         None => false,
     }
 }
 
 fn backoff(policy: RetryPolicy, attempt: u32) -> Duration {
-    let exponential = policy
-        .base_delay
-        .saturating_mul(1 << attempt.min(16).saturating_sub(1));
+    let exponential = policy.base_delay.saturating_mul(1 << attempt.min(16).saturating_sub(1));
     let capped = exponential.min(policy.max_delay);
     // Full jitter keeps retrying writers from colliding again in lockstep.
     capped.mul_f64(rand::random::<f64>().max(0.1))

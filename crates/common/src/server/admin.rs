@@ -17,10 +17,7 @@ pub fn prometheus() -> Option<PrometheusHandle> {
     PROMETHEUS
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0,
-                ])
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
                 .ok()?;
             match builder.install_recorder() {
                 Ok(handle) => Some(handle),
@@ -59,10 +56,7 @@ pub fn router(readiness: Readiness, extra: Router) -> Router {
                 async move {
                     match handle {
                         Some(handle) => (StatusCode::OK, handle.render()),
-                        None => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "metrics recorder unavailable\n".to_owned(),
-                        ),
+                        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable\n".to_owned()),
                     }
                 }
             }),

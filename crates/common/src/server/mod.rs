@@ -134,9 +134,7 @@ impl ServerBuilder {
             reflection_v1alpha = reflection_v1alpha.with_service_name(name);
         }
         for name in &self.service_names {
-            health
-                .set_service_status(*name, ServingStatus::Serving)
-                .await;
+            health.set_service_status(*name, ServingStatus::Serving).await;
         }
         health.set_service_status("", ServingStatus::Serving).await;
 
@@ -144,25 +142,15 @@ impl ServerBuilder {
         routes
             .add_service(health_service)
             .add_service(reflection_v1.build_v1().context("building reflection v1")?)
-            .add_service(
-                reflection_v1alpha
-                    .build_v1alpha()
-                    .context("building reflection v1alpha")?,
-            );
+            .add_service(reflection_v1alpha.build_v1alpha().context("building reflection v1alpha")?);
         let routes = routes.routes();
 
         let layers = ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(ObserveLayer::new(self.service))
-            .layer(ShedLayer::new(
-                self.settings.max_concurrent_requests,
-                domain,
-            ))
-            .option_layer(
-                self.verifier
-                    .map(|verifier| AuthLayer::new(verifier, domain)),
-            );
+            .layer(ShedLayer::new(self.settings.max_concurrent_requests, domain))
+            .option_layer(self.verifier.map(|verifier| AuthLayer::new(verifier, domain)));
         let grpc = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -172,11 +160,8 @@ impl ServerBuilder {
         let readiness = Readiness::default();
         readiness.set(true);
         let admin_shutdown = CancellationToken::new();
-        let admin = axum::serve(
-            admin_listener,
-            admin::router(readiness.clone(), self.admin_routes),
-        )
-        .with_graceful_shutdown(admin_shutdown.clone().cancelled_owned());
+        let admin = axum::serve(admin_listener, admin::router(readiness.clone(), self.admin_routes))
+            .with_graceful_shutdown(admin_shutdown.clone().cancelled_owned());
         let admin_task = tokio::spawn(async move { admin.await });
 
         let grace = self.settings.grace_period;
@@ -188,18 +173,13 @@ impl ServerBuilder {
                 shutdown.cancelled().await;
                 readiness.set(false);
                 for name in names {
-                    health
-                        .set_service_status(name, ServingStatus::NotServing)
-                        .await;
+                    health.set_service_status(name, ServingStatus::NotServing).await;
                 }
-                health
-                    .set_service_status("", ServingStatus::NotServing)
-                    .await;
+                health.set_service_status("", ServingStatus::NotServing).await;
             }
         };
         let task = tokio::spawn(async move {
-            let serving = grpc
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), drain_signal);
+            let serving = grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), drain_signal);
             tokio::pin!(serving);
             let result = tokio::select! {
                 result = &mut serving => result.context("serving gRPC"),
@@ -216,10 +196,6 @@ impl ServerBuilder {
             result
         });
         tracing::info!(service = self.service, %grpc_addr, %admin_addr, "serving");
-        Ok(RunningServer {
-            grpc_addr,
-            admin_addr,
-            task,
-        })
+        Ok(RunningServer { grpc_addr, admin_addr, task })
     }
 }

@@ -34,10 +34,7 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe {
-            inner,
-            service: self.service,
-        }
+        Observe { inner, service: self.service }
     }
 }
 
@@ -50,10 +47,7 @@ pub struct Observe<S> {
 
 impl<S, B> Service<http::Request<B>> for Observe<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: std::fmt::Display,
     B: Send + 'static,
@@ -70,12 +64,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let method = request.uri().path().to_owned();
-        let request_id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let request_id =
+            request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let span = tracing::info_span!(
             "grpc",
             otel.name = %method,
@@ -87,13 +77,7 @@ where
         );
         adopt_remote_parent(&span, request.headers());
         let started = Instant::now();
-        let call = CallRecord {
-            method,
-            request_id,
-            started,
-            span: span.clone(),
-            done: false,
-        };
+        let call = CallRecord { method, request_id, started, span: span.clone(), done: false };
         Box::pin(
             async move {
                 match inner.call(request).await {
@@ -105,14 +89,8 @@ where
                             call.finish(code);
                         }
                         let (parts, body) = response.into_parts();
-                        let body = ObservedBody {
-                            inner: body,
-                            call: Some(call),
-                        };
-                        Ok(http::Response::from_parts(
-                            parts,
-                            tonic::body::Body::new(body),
-                        ))
+                        let body = ObservedBody { inner: body, call: Some(call) };
+                        Ok(http::Response::from_parts(parts, tonic::body::Body::new(body)))
                     }
                     Err(error) => {
                         let mut call = call;
@@ -166,19 +144,11 @@ impl Drop for CallRecord {
 
 /// Codes that mean the service, not the caller, is at fault.
 fn is_server_fault(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
-    )
+    matches!(code, Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable)
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
-    let value = headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .parse::<i32>()
-        .ok()?;
+    let value = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
     Some(Code::from(value))
 }
 
@@ -195,10 +165,7 @@ impl Body for ObservedBody {
     type Data = bytes::Bytes;
     type Error = tonic::Status;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled

@@ -27,10 +27,7 @@ pub struct ShedLayer {
 impl ShedLayer {
     /// At most `max_concurrent` calls in flight.
     pub fn new(max_concurrent: usize, domain: &'static str) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(max_concurrent)),
-            domain,
-        }
+        Self { permits: Arc::new(Semaphore::new(max_concurrent)), domain }
     }
 }
 
@@ -38,11 +35,7 @@ impl<S> Layer<S> for ShedLayer {
     type Service = Shed<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Shed {
-            inner,
-            permits: Arc::clone(&self.permits),
-            domain: self.domain,
-        }
+        Shed { inner, permits: Arc::clone(&self.permits), domain: self.domain }
     }
 }
 
@@ -56,10 +49,7 @@ pub struct Shed<S> {
 
 impl<S, B> Service<http::Request<B>> for Shed<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -76,23 +66,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         // Health checks are never shed: an overloaded pod is still alive.
         let exempt = request.uri().path().starts_with("/grpc.health.");
-        let permit = if exempt {
-            None
-        } else {
-            Some(Arc::clone(&self.permits).try_acquire_owned())
-        };
+        let permit = if exempt { None } else { Some(Arc::clone(&self.permits).try_acquire_owned()) };
         let domain = self.domain;
         Box::pin(async move {
             let _permit = match permit {
                 Some(Ok(permit)) => Some(permit),
                 Some(Err(_)) => {
                     metrics::counter!("folio_grpc_shed_total").increment(1);
-                    let status = FolioError::new(
-                        Reason::Overloaded,
-                        "the service is overloaded; retry shortly",
-                    )
-                    .with_retry_after(RETRY_AFTER)
-                    .into_status(domain);
+                    let status = FolioError::new(Reason::Overloaded, "the service is overloaded; retry shortly")
+                        .with_retry_after(RETRY_AFTER)
+                        .into_status(domain);
                     return Ok(status.into_http());
                 }
                 None => None,

@@ -1,0 +1,41 @@
+# Folio: one command runs the suite, one runs the tests (see README.md).
+
+CARGO ?= cargo
+BUF_VERSION := 1.75.0
+TOOLS := .tools
+BUF := $(TOOLS)/node_modules/.bin/buf
+
+.PHONY: run test lint fmt bench tools build clean-data
+
+## Build and start auth, account, ledger and gateway on the embedded defaults.
+run:
+	@bash scripts/run.sh
+
+## Every test of the workspace (needs PostgreSQL and Redis on 127.0.0.1; see README).
+test:
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+## buf lint (STANDARD + COMMENTS), clippy with warnings denied, rustfmt check.
+lint: $(BUF)
+	cd proto && ../$(BUF) lint
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+fmt:
+	$(CARGO) fmt --all
+
+## Benchmarks against the PostgreSQL ceiling measured in the same run.
+bench:
+	@bash scripts/bench.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+tools: $(BUF)
+
+$(BUF):
+	mkdir -p $(TOOLS)
+	cd $(TOOLS) && npm install --silent --no-audit --no-fund @bufbuild/buf@$(BUF_VERSION) >/dev/null
+
+clean-data:
+	rm -rf .folio
