@@ -178,6 +178,70 @@ pub fn dependency_unavailable(domain: &str, dependency: &str) -> Status {
         .into_status(domain)
 }
 
+/// What a service operation can end in besides success: the caller's
+/// mistake (or a business rule), or a fault of ours that the caller only
+/// sees as `INTERNAL`.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Answered to the caller as is.
+    #[error(transparent)]
+    Caller(#[from] FolioError),
+    /// Logged in full; the caller gets `INTERNAL`.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Failure {
+    /// The status to answer with.
+    pub fn into_status(self, domain: &str) -> Status {
+        match self {
+            Failure::Caller(error) => error.into_status(domain),
+            Failure::Internal(error) => internal_status(domain, error.as_ref()),
+        }
+    }
+
+    /// The reason, for a caller's failure.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Failure::Caller(error) => Some(error.reason()),
+            Failure::Internal(_) => None,
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for Failure {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Failure::Internal(anyhow::Error::new(error))
+    }
+}
+
+impl From<crate::db::TxError<Failure>> for Failure {
+    fn from(error: crate::db::TxError<Failure>) -> Self {
+        match error {
+            crate::db::TxError::Db(error) => error.into(),
+            crate::db::TxError::Abort(failure) => failure,
+        }
+    }
+}
+
+impl From<crate::cache::CacheError> for Failure {
+    fn from(error: crate::cache::CacheError) -> Self {
+        Failure::Internal(anyhow::Error::new(error))
+    }
+}
+
+impl From<Failure> for crate::db::TxError<Failure> {
+    fn from(failure: Failure) -> Self {
+        crate::db::TxError::Abort(failure)
+    }
+}
+
+impl From<FolioError> for crate::db::TxError<Failure> {
+    fn from(error: FolioError) -> Self {
+        crate::db::TxError::Abort(Failure::Caller(error))
+    }
+}
+
 /// `a: b: c` for an error and its sources.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

@@ -1,22 +1,41 @@
 //! folio-auth: users, sessions, tokens, service accounts and signing keys
 //! (DESIGN.md section 3, `folio.auth.v1.AuthService` and
 //! `AuthInternalService`), owning schema `auth`.
+//!
+//! Layout: `grpc` adapts messages; `service` holds one operation per RPC;
+//! `domain` the rules (password policy and hashing, tokens, keys, lock-out);
+//! `store` the tables.
 
+mod domain;
+mod grpc;
+mod local_auth;
 mod migration;
+mod service;
+pub mod settings;
+mod store;
 
+use std::path::Path;
+
+use anyhow::Context;
 use folio_common::{
     CancellationToken,
-    cli::{NoExtraCommands, ServiceBinary},
+    cli::ServiceBinary,
     config::LoadedConfig,
     foundation::{Foundation, migrate_only},
     server::{RunningServer, ServerBuilder},
 };
 use folio_proto::auth::{
-    auth_internal_service_server::{AuthInternalService, AuthInternalServiceServer},
-    auth_service_server::{AuthService, AuthServiceServer},
+    auth_internal_service_server::AuthInternalServiceServer, auth_service_server::AuthServiceServer,
 };
+use secrecy::{ExposeSecret, SecretString};
 
+use domain::{
+    keyring::{Kek, Keyring},
+    password_hasher::PasswordHasher,
+};
 pub use migration::Migrator;
+use service::AuthCore;
+use settings::AuthSettings;
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "auth";
@@ -24,28 +43,133 @@ pub const SCHEMA: &str = "auth";
 /// Starts the auth service until `shutdown`.
 pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
-    let _foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
+    let settings: AuthSettings = config.section("auth")?;
+    settings.validate()?;
+    let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
+    let core = build_core(&foundation, &settings, &common.data_dir).await?;
+    core.provision_service_accounts(&settings.declared_service_accounts()?).await?;
+    if let (Some(email), Some(password)) = (&settings.bootstrap_operator_email, &settings.bootstrap_operator_password) {
+        core.ensure_operator(email, password).await?;
+    }
+    let verifier = local_auth::local_verifier(core.keyring().clone(), foundation.db.clone());
+    verifier.refresh_revocations().await.context("reading revocations")?;
+    verifier.spawn_refresh(Some(foundation.cache.clone()), shutdown.clone());
+    spawn_housekeeping(foundation.db.clone(), shutdown.clone());
+    let api = grpc::AuthApi::new(core.clone());
     ServerBuilder::new(SCHEMA, common.server.clone())
-        .add_service(AuthServiceServer::new(AuthApi))
-        .add_service(AuthInternalServiceServer::new(AuthApi))
+        .authenticate_with(verifier)
+        .admin_routes(jwks_route(core.keyring().clone()))
+        .add_service(AuthServiceServer::new(api.clone()).max_decoding_message_size(common.server.max_message_bytes))
+        .add_service(AuthInternalServiceServer::new(api))
         .start(shutdown)
         .await
 }
 
-/// The gRPC face of auth. Its RPCs arrive with the auth issue; until then
-/// each answers UNIMPLEMENTED.
-#[derive(Clone)]
-struct AuthApi;
+async fn build_core(foundation: &Foundation, settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<AuthCore> {
+    let kek = key_encryption_key(settings, foundation, data_dir)?;
+    let keyring = Keyring::open(foundation.db.clone(), kek).await.context("opening the signing keys")?;
+    let hasher = PasswordHasher::new(
+        settings.argon2_memory_kib,
+        settings.argon2_iterations,
+        settings.hashing_concurrency,
+        settings.hashing_queue,
+    )?;
+    Ok(AuthCore::new(foundation.db.clone(), foundation.cache.clone(), hasher, keyring, settings.clone()))
+}
 
-impl AuthService for AuthApi {}
-impl AuthInternalService for AuthApi {}
+/// The configured key-encryption key; for the embedded SQLite default, a
+/// key file made once in the data directory (owner-only).
+fn key_encryption_key(settings: &AuthSettings, foundation: &Foundation, data_dir: &Path) -> anyhow::Result<Kek> {
+    if let Some(encoded) = &settings.key_encryption_key {
+        return Kek::from_base64(encoded.expose_secret());
+    }
+    anyhow::ensure!(
+        foundation.db.get_database_backend() == sea_orm::DbBackend::Sqlite,
+        "invalid configuration: `auth.key_encryption_key` (FOLIO__AUTH__KEY_ENCRYPTION_KEY, base64 of 32 bytes) is required with PostgreSQL"
+    );
+    let path = data_dir.join("auth-key-encryption.key");
+    if !path.exists() {
+        write_owner_only(&path, &Kek::generate_base64())?;
+    }
+    let encoded = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Kek::from_base64(&encoded)
+}
+
+fn write_owner_only(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+fn jwks_route(keyring: Keyring) -> axum::Router {
+    axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let keyring = keyring.clone();
+            async move {
+                match keyring.published().await {
+                    Ok(keys) => {
+                        let keys: Vec<_> = keys
+                            .into_iter()
+                            .map(|k| serde_json::json!({"kty": k.kty, "crv": k.crv, "x": k.x, "kid": k.kid, "alg": k.alg, "use": k.r#use}))
+                            .collect();
+                        (axum::http::StatusCode::OK, axum::Json(serde_json::json!({ "keys": keys })))
+                    }
+                    Err(error) => {
+                        tracing::error!(error = format!("{error:#}"), "reading signing keys");
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "error": "unavailable" })))
+                    }
+                }
+            }
+        }),
+    )
+}
+
+/// Deletes lapsed revocations every minute.
+fn spawn_housekeeping(db: sea_orm::DatabaseConnection, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let purged = match folio_common::db::now(&db).await {
+                Ok(now) => store::revocations::purge_lapsed(&db, now.timestamp_micros()).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = purged {
+                tracing::warn!(%error, "purging lapsed revocations failed");
+            }
+        }
+    });
+}
+
+/// `folio-auth` subcommands besides `serve` and `migrate`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuthCommand {
+    /// Create an operator; the password is read from standard input.
+    CreateOperator {
+        /// The operator's email.
+        #[arg(long)]
+        email: String,
+        /// The name shown for the operator.
+        #[arg(long, default_value = "Operator")]
+        display_name: String,
+    },
+}
 
 /// The `folio-auth` binary.
 pub struct Binary;
 
 impl ServiceBinary for Binary {
     const NAME: &'static str = SCHEMA;
-    type Extra = NoExtraCommands;
+    type Extra = AuthCommand;
 
     async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
         serve(config, shutdown).await
@@ -55,7 +179,22 @@ impl ServiceBinary for Binary {
         migrate_only::<Migrator>(&config.common, SCHEMA).await
     }
 
-    async fn run_extra(_config: LoadedConfig, command: NoExtraCommands) -> anyhow::Result<()> {
-        match command {}
+    async fn run_extra(config: LoadedConfig, command: AuthCommand) -> anyhow::Result<()> {
+        match command {
+            AuthCommand::CreateOperator { email, display_name } => {
+                let settings: AuthSettings = config.section("auth")?;
+                let foundation = Foundation::open::<Migrator>(&config.common, SCHEMA).await?;
+                let core = build_core(&foundation, &settings, &config.common.data_dir).await?;
+                let mut password = String::new();
+                std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+                let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
+                let user = core
+                    .create_user(&email, &password, &display_name, &[folio_common::auth::roles::OPERATOR], "cli")
+                    .await
+                    .map_err(|failure| anyhow::anyhow!("{failure}"))?;
+                println!("operator {} created with id {}", user.email, user.id);
+                Ok(())
+            }
+        }
     }
 }

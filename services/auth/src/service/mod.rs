@@ -1,0 +1,121 @@
+//! Auth's operations, one method per RPC, independent of gRPC: they take
+//! plain values and the verified [`Principal`], and return domain values or
+//! a [`Failure`] carrying the DESIGN.md reason.
+
+pub mod service_accounts;
+pub mod sessions;
+pub mod users;
+
+use std::sync::Arc;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use folio_common::{
+    auth::{Principal, REVOCATION_CHANNEL, roles},
+    cache::Cache,
+    error::{Failure, FolioError, Reason},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::domain::{keyring::Keyring, lockout::Lockout, password_hasher::PasswordHasher, tokens::TokenIssuer};
+use crate::settings::AuthSettings;
+
+pub use sessions::{IssuedTokens, LoginContext};
+
+/// Everything auth's operations need.
+#[derive(Clone)]
+pub struct AuthCore {
+    db: DatabaseConnection,
+    cache: Cache,
+    hasher: PasswordHasher,
+    issuer: TokenIssuer,
+    keyring: Keyring,
+    lockout: Lockout,
+    settings: Arc<AuthSettings>,
+}
+
+impl AuthCore {
+    /// Wires the operations together.
+    pub fn new(
+        db: DatabaseConnection,
+        cache: Cache,
+        hasher: PasswordHasher,
+        keyring: Keyring,
+        settings: AuthSettings,
+    ) -> Self {
+        let issuer = TokenIssuer::new(keyring.clone(), settings.access_token_ttl());
+        let lockout = Lockout::new(cache.clone(), &settings);
+        Self { db, cache, hasher, issuer, keyring, lockout, settings: Arc::new(settings) }
+    }
+
+    /// The keyring (for the JWKS endpoint and local verification).
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    async fn now(&self, db: &impl ConnectionTrait) -> Result<i64, Failure> {
+        Ok(folio_common::db::now(db).await?.timestamp_micros())
+    }
+
+    /// Tells every verifier to poll revocations now (best effort: they poll
+    /// every second anyway).
+    async fn nudge_verifiers(&self) {
+        if let Err(error) = self.cache.publish(REVOCATION_CHANNEL, "changed").await {
+            tracing::warn!(%error, "could not nudge verifiers; they will poll within a second");
+        }
+    }
+}
+
+/// `PERMISSION_DENIED` / `MISSING_ROLE` unless the caller is an operator.
+fn require_operator(principal: &Principal) -> Result<(), Failure> {
+    Ok(principal.require_role(roles::OPERATOR)?)
+}
+
+/// The caller's user id and session, or `MISSING_ROLE` for service accounts.
+fn require_user(principal: &Principal) -> Result<(&str, &str), Failure> {
+    match principal.session_id() {
+        Some(session_id) => Ok((&principal.subject, session_id)),
+        None => Err(FolioError::new(Reason::MissingRole, "this call is for signed-in users").into()),
+    }
+}
+
+/// A normalised email: trimmed, lower-case, one `@` with text on both sides.
+pub fn normalize_email(email: &str) -> Result<String, Failure> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.chars().any(char::is_whitespace)
+        });
+    if valid { Ok(email) } else { Err(FolioError::invalid_field("email", "must be an email address").into()) }
+}
+
+/// Page size within `1..=max`, `default` when unset.
+fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Failure> {
+    match requested {
+        0 => Ok(default),
+        n if n < 0 => Err(FolioError::invalid_field("page_size", "must not be negative").into()),
+        n => Ok(u64::try_from(n).unwrap_or(max).min(max)),
+    }
+}
+
+/// Opaque page token for keyset pagination on (time, id).
+fn encode_page_token(at: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
+}
+
+fn decode_page_token(token: &str) -> Result<Option<(i64, String)>, Failure> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || Failure::from(FolioError::invalid_field("page_token", "is not a token this service issued"));
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (at, id) = text.split_once(':').ok_or_else(invalid)?;
+    Ok(Some((at.parse().map_err(|_| invalid())?, id.to_owned())))
+}
+
+/// Parses a UUID field or answers `INVALID_FIELD`.
+fn parse_id(field: &str, value: &str) -> Result<String, Failure> {
+    uuid::Uuid::parse_str(value)
+        .map(|id| id.to_string())
+        .map_err(|_| FolioError::invalid_field(field, "must be a UUID").into())
+}

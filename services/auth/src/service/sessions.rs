@@ -1,0 +1,375 @@
+//! Sign-in, token refresh with reuse detection, sign-out, and the caller's sessions.
+
+use folio_common::{
+    auth::Principal,
+    db::{RetryPolicy, TxError, run_in_tx},
+    error::{Failure, FolioError, Reason},
+};
+use sea_orm::sea_query::ExprTrait as _;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::users::{User, roles_of};
+use super::{AuthCore, decode_page_token, encode_page_token, normalize_email, page_size, parse_id, require_user};
+use crate::domain::{
+    password_hasher::Verified,
+    password_policy,
+    tokens::{Subject, new_refresh_token, secret_hash},
+};
+use crate::store::{
+    audit::{self, Action},
+    entities::{password_credentials, refresh_tokens, sessions, users},
+    revocations::{self, Kind},
+};
+
+/// Where a sign-in comes from.
+#[derive(Debug, Clone, Default)]
+pub struct LoginContext {
+    /// The client IP (set by the gateway from the connection).
+    pub client_ip: String,
+    /// The client's user agent, when it sent one.
+    pub user_agent: String,
+}
+
+/// A session's token pair.
+pub struct IssuedTokens {
+    /// The access token (JWT).
+    pub access_token: String,
+    /// The refresh token, shown once.
+    pub refresh_token: String,
+    /// Access-token expiry, seconds since the epoch.
+    pub access_expires_at: i64,
+    /// Refresh-token expiry (the session's end), µs since the epoch.
+    pub refresh_expires_at_micros: i64,
+    /// The session.
+    pub session_id: String,
+    /// The signed-in user.
+    pub user: User,
+}
+
+/// How a refresh attempt ended, decided inside its transaction.
+enum RefreshOutcome {
+    Rotated {
+        refresh_token: String,
+        session: sessions::Model,
+        user: User,
+    },
+    /// A spent token came back: the session was revoked (and that commits).
+    Reused,
+}
+
+impl AuthCore {
+    /// Login. Unknown emails and wrong passwords get the same answer after
+    /// the same work; lock-outs are checked before the password.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &SecretString,
+        context: &LoginContext,
+    ) -> Result<IssuedTokens, Failure> {
+        let email = normalize_email(email).map_err(|_| invalid_credentials())?;
+        if let Err(locked) = self.lockout.check(&email, &context.client_ip).await {
+            let now = self.now(&self.db).await?;
+            audit::append(&self.db, now, &email, Action::LoginLocked, "", json!({ "client_ip": context.client_ip }))
+                .await?;
+            return Err(locked);
+        }
+        let user = users::Entity::find().filter(users::Column::Email.eq(&email)).one(&self.db).await?;
+        let stored = match &user {
+            Some(user) => {
+                password_credentials::Entity::find_by_id(user.id.clone()).one(&self.db).await?.map(|c| c.password_hash)
+            }
+            None => None,
+        };
+        let verified = self.hasher.verify(password, stored).await?;
+        let now = self.now(&self.db).await?;
+        let (Some(user), true) = (user, verified != Verified::No) else {
+            self.lockout.record_failure(&email, &context.client_ip).await?;
+            audit::append(&self.db, now, &email, Action::LoginFailed, "", json!({ "client_ip": context.client_ip }))
+                .await?;
+            return Err(invalid_credentials());
+        };
+        if user.disabled {
+            audit::append(&self.db, now, &email, Action::LoginFailed, &user.id, json!({ "why": "disabled" })).await?;
+            return Err(FolioError::new(Reason::UserDisabled, "this user is disabled").into());
+        }
+        self.lockout.record_success(&email, &context.client_ip).await?;
+        if let Verified::YesRehashed(hash) = verified {
+            // Parameters were raised since this hash was made: upgrade it now.
+            password_credentials::ActiveModel {
+                user_id: Set(user.id.clone()),
+                password_hash: Set(hash),
+                updated_at: Set(now),
+            }
+            .update(&self.db)
+            .await?;
+        }
+        self.start_session(user, context).await
+    }
+
+    async fn start_session(&self, user: User, context: &LoginContext) -> Result<IssuedTokens, Failure> {
+        let refresh_token = new_refresh_token();
+        let session_id = uuid::Uuid::now_v7().to_string();
+        let lifetime =
+            i64::try_from(self.settings.refresh_token_ttl_secs).unwrap_or(i64::MAX).saturating_mul(1_000_000);
+        let session = run_in_tx(&self.db, "auth_login", RetryPolicy::default(), |tx| {
+            let (session_id, hash, user_id) = (session_id.clone(), secret_hash(&refresh_token), user.id.clone());
+            async move {
+                let now = self.now(&*tx).await?;
+                let session = sessions::ActiveModel {
+                    id: Set(session_id.clone()),
+                    user_id: Set(user_id.clone()),
+                    created_at: Set(now),
+                    last_used_at: Set(now),
+                    expires_at: Set(now.saturating_add(lifetime)),
+                    revoked_at: Set(None),
+                    revoke_reason: Set(None),
+                    client_ip: Set(context.client_ip.clone()),
+                    user_agent: Set(context.user_agent.chars().take(200).collect()),
+                }
+                .insert(&*tx)
+                .await?;
+                insert_refresh_token(&*tx, hash, &session, now).await?;
+                audit::append(
+                    &*tx,
+                    now,
+                    &user_id,
+                    Action::LoginSucceeded,
+                    &session_id,
+                    json!({ "client_ip": context.client_ip }),
+                )
+                .await?;
+                Ok::<_, TxError<Failure>>(session)
+            }
+        })
+        .await?;
+        self.issue(user, session, refresh_token).await
+    }
+
+    async fn issue(
+        &self,
+        user: User,
+        session: sessions::Model,
+        refresh_token: String,
+    ) -> Result<IssuedTokens, Failure> {
+        let roles = roles_of(&user);
+        let access =
+            self.issuer.access_token(Subject::User { id: &user.id, session_id: &session.id, roles: &roles }).await?;
+        Ok(IssuedTokens {
+            access_token: access.token,
+            refresh_token,
+            access_expires_at: access.expires_at,
+            refresh_expires_at_micros: session.expires_at,
+            session_id: session.id,
+            user,
+        })
+    }
+
+    /// Refresh: rotates the pair. A spent token presented again (a replay,
+    /// or the loser of two parallel refreshes) revokes the whole session.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<IssuedTokens, Failure> {
+        let presented = secret_hash(refresh_token.expose_secret());
+        let outcome = run_in_tx(&self.db, "auth_refresh", RetryPolicy::default(), |tx| {
+            let presented = presented.clone();
+            async move {
+                let now = self.now(&*tx).await?;
+                let Some(token) = refresh_tokens::Entity::find_by_id(presented.clone()).one(&*tx).await? else {
+                    return Err(FolioError::new(Reason::TokenInvalid, "unknown refresh token").into());
+                };
+                let session = sessions::Entity::find_by_id(token.session_id.clone())
+                    .one(&*tx)
+                    .await?
+                    .ok_or_else(|| Failure::from(FolioError::new(Reason::TokenInvalid, "unknown refresh token")))?;
+                // Spend it atomically: of two racing refreshes exactly one updates the row.
+                let spent = refresh_tokens::Entity::update_many()
+                    .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
+                    .filter(refresh_tokens::Column::TokenHash.eq(presented))
+                    .filter(refresh_tokens::Column::SpentAt.is_null())
+                    .exec(&*tx)
+                    .await?
+                    .rows_affected;
+                if spent == 0 {
+                    if session.revoked_at.is_none() {
+                        self.revoke_session_row(&*tx, &session.id, now, "refresh token reused").await?;
+                    }
+                    audit::append(&*tx, now, &session.user_id, Action::RefreshTokenReused, &session.id, json!({}))
+                        .await?;
+                    return Ok(RefreshOutcome::Reused);
+                }
+                if session.revoked_at.is_some() {
+                    return Err(FolioError::new(Reason::TokenRevoked, "the session has ended").into());
+                }
+                if session.expires_at <= now || token.expires_at <= now {
+                    return Err(FolioError::new(Reason::TokenExpired, "the session has expired; sign in again").into());
+                }
+                let user = self.find_user(&*tx, &session.user_id).await?;
+                if user.disabled {
+                    return Err(FolioError::new(Reason::UserDisabled, "this user is disabled").into());
+                }
+                let next = new_refresh_token();
+                insert_refresh_token(&*tx, secret_hash(&next), &session, now).await?;
+                let session = sessions::ActiveModel { last_used_at: Set(now), ..session.into() }.update(&*tx).await?;
+                Ok(RefreshOutcome::Rotated { refresh_token: next, session, user })
+            }
+        })
+        .await?;
+        match outcome {
+            RefreshOutcome::Rotated { refresh_token, session, user } => self.issue(user, session, refresh_token).await,
+            RefreshOutcome::Reused => {
+                self.nudge_verifiers().await;
+                Err(FolioError::new(
+                    Reason::RefreshTokenReused,
+                    "this refresh token was already used; the session has ended",
+                )
+                .into())
+            }
+        }
+    }
+
+    async fn revoke_session_row(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        id: &str,
+        now: i64,
+        why: &str,
+    ) -> Result<(), Failure> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+            .col_expr(sessions::Column::RevokeReason, Expr::value(why))
+            .filter(sessions::Column::Id.eq(id))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        revocations::add(db, Kind::Session, id, now).await?;
+        Ok(())
+    }
+
+    /// Logout: ends the caller's session.
+    pub async fn logout(&self, principal: &Principal) -> Result<(), Failure> {
+        let (user_id, session_id) = require_user(principal)?;
+        self.end_session(user_id, session_id, Action::Logout, "logout").await
+    }
+
+    /// RevokeSession: ends one of the caller's own sessions.
+    pub async fn revoke_session(&self, principal: &Principal, session_id: &str) -> Result<(), Failure> {
+        let (user_id, _) = require_user(principal)?;
+        let session_id = parse_id("session_id", session_id)?;
+        self.end_session(user_id, &session_id, Action::SessionRevoked, "revoked by its user").await
+    }
+
+    async fn end_session(&self, user_id: &str, session_id: &str, action: Action, why: &str) -> Result<(), Failure> {
+        run_in_tx(&self.db, "auth_end_session", RetryPolicy::default(), |tx| async move {
+            let session = sessions::Entity::find_by_id(session_id.to_owned()).one(&*tx).await?;
+            // Someone else's session answers exactly like a missing one.
+            let Some(session) = session.filter(|s| s.user_id == user_id) else {
+                return Err(FolioError::new(Reason::SessionNotFound, "no such session").into());
+            };
+            let now = self.now(&*tx).await?;
+            if session.revoked_at.is_none() {
+                self.revoke_session_row(&*tx, session_id, now, why).await?;
+                audit::append(&*tx, now, user_id, action, session_id, json!({})).await?;
+            }
+            Ok::<_, TxError<Failure>>(())
+        })
+        .await?;
+        self.nudge_verifiers().await;
+        Ok(())
+    }
+
+    /// ListSessions: the caller's live sessions, newest first.
+    pub async fn list_sessions(
+        &self,
+        principal: &Principal,
+        size: i32,
+        token: &str,
+    ) -> Result<(Vec<sessions::Model>, String), Failure> {
+        let (user_id, _) = require_user(principal)?;
+        let limit = page_size(size, 50, 200)?;
+        let now = self.now(&self.db).await?;
+        let mut query = sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .order_by_desc(sessions::Column::CreatedAt)
+            .order_by_desc(sessions::Column::Id);
+        if let Some((at, id)) = decode_page_token(token)? {
+            query = query.filter(
+                sessions::Column::CreatedAt
+                    .lt(at)
+                    .or(sessions::Column::CreatedAt.eq(at).and(sessions::Column::Id.lt(id))),
+            );
+        }
+        let mut page = query.limit(limit + 1).all(&self.db).await?;
+        let next = if page.len() as u64 > limit {
+            page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            page.last().map(|s| encode_page_token(s.created_at, &s.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((page, next))
+    }
+
+    /// ChangePassword: checks the old password (counted by the lock-out like
+    /// a sign-in), applies the policy to the new one, ends the other sessions.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        old: &SecretString,
+        new: &SecretString,
+        context: &LoginContext,
+    ) -> Result<(), Failure> {
+        let (user_id, session_id) = require_user(principal)?;
+        let user = self.find_user(&self.db, user_id).await?;
+        self.lockout.check(&user.email, &context.client_ip).await?;
+        let stored =
+            password_credentials::Entity::find_by_id(user.id.clone()).one(&self.db).await?.map(|c| c.password_hash);
+        if self.hasher.verify(old, stored).await? == Verified::No {
+            self.lockout.record_failure(&user.email, &context.client_ip).await?;
+            return Err(invalid_credentials());
+        }
+        password_policy::check(new.expose_secret(), &user.email)?;
+        let hash = self.hasher.hash(new).await?;
+        run_in_tx(&self.db, "auth_change_password", RetryPolicy::default(), |tx| {
+            let hash = hash.clone();
+            async move {
+                let now = self.now(&*tx).await?;
+                password_credentials::ActiveModel {
+                    user_id: Set(user_id.to_owned()),
+                    password_hash: Set(hash),
+                    updated_at: Set(now),
+                }
+                .update(&*tx)
+                .await?;
+                self.end_sessions_of(&*tx, user_id, Some(session_id), now, "password changed").await?;
+                audit::append(&*tx, now, user_id, Action::PasswordChanged, user_id, json!({})).await?;
+                Ok::<_, TxError<Failure>>(())
+            }
+        })
+        .await?;
+        self.nudge_verifiers().await;
+        Ok(())
+    }
+}
+
+async fn insert_refresh_token(
+    db: &impl sea_orm::ConnectionTrait,
+    token_hash: String,
+    session: &sessions::Model,
+    now: i64,
+) -> Result<(), Failure> {
+    refresh_tokens::ActiveModel {
+        token_hash: Set(token_hash),
+        session_id: Set(session.id.clone()),
+        created_at: Set(now),
+        expires_at: Set(session.expires_at),
+        spent_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+fn invalid_credentials() -> Failure {
+    FolioError::new(Reason::InvalidCredentials, "email or password is wrong").into()
+}

@@ -1,0 +1,5 @@
+//! Persistence of the `auth` schema.
+
+pub mod audit;
+pub mod entities;
+pub mod revocations;
