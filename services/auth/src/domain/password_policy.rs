@@ -18,7 +18,9 @@ static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         .collect()
 });
 
-const KEYBOARD_ROWS: &[&str] = &["1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm", "abcdefghijklmnopqrstuvwxyz"];
+/// Keyboard walks (row after row) and the alphabet; a password inside one of
+/// these, forwards or backwards (wrapping around), is a sequence.
+const SEQUENCES: &[&str] = &["1234567890qwertyuiopasdfghjklzxcvbnm", "abcdefghijklmnopqrstuvwxyz"];
 
 /// Accepts the password or says, with `WEAK_PASSWORD`, what is wrong with it.
 pub fn check(password: &str, email: &str) -> Result<(), FolioError> {
@@ -66,7 +68,8 @@ fn is_repetitive(lower: &str) -> bool {
     if distinct.len() <= 3 {
         return true;
     }
-    (1..=chars.len() / 2).any(|unit| chars.len() % unit == 0 && chars.chunks(unit).all(|chunk| chunk == &chars[..unit]))
+    (1..=chars.len() / 2)
+        .any(|unit| chars.len().is_multiple_of(unit) && chars.chunks(unit).all(|chunk| chunk == &chars[..unit]))
 }
 
 /// Steps of +1 or -1 throughout (digits wrap 9→0), or a run along a keyboard row.
@@ -83,8 +86,8 @@ fn is_sequential(lower: &str) -> bool {
     if all(1) || all(-1) {
         return true;
     }
-    KEYBOARD_ROWS.iter().any(|row| {
-        let forward = row.repeat(MAX_CHARS / row.len() + 2);
+    SEQUENCES.iter().any(|sequence| {
+        let forward = sequence.repeat(MAX_CHARS / sequence.len() + 2);
         let backward: String = forward.chars().rev().collect();
         forward.contains(lower) || backward.contains(lower)
     })

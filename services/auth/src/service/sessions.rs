@@ -50,11 +50,8 @@ pub struct IssuedTokens {
 
 /// How a refresh attempt ended, decided inside its transaction.
 enum RefreshOutcome {
-    Rotated {
-        refresh_token: String,
-        session: sessions::Model,
-        user: User,
-    },
+    /// The next refresh token, the session and its user.
+    Rotated(Box<(String, sessions::Model, User)>),
     /// A spent token came back: the session was revoked (and that commits).
     Reused,
 }
@@ -210,12 +207,15 @@ impl AuthCore {
                 let next = new_refresh_token();
                 insert_refresh_token(&*tx, secret_hash(&next), &session, now).await?;
                 let session = sessions::ActiveModel { last_used_at: Set(now), ..session.into() }.update(&*tx).await?;
-                Ok(RefreshOutcome::Rotated { refresh_token: next, session, user })
+                Ok(RefreshOutcome::Rotated(Box::new((next, session, user))))
             }
         })
         .await?;
         match outcome {
-            RefreshOutcome::Rotated { refresh_token, session, user } => self.issue(user, session, refresh_token).await,
+            RefreshOutcome::Rotated(rotated) => {
+                let (refresh_token, session, user) = *rotated;
+                self.issue(user, session, refresh_token).await
+            }
             RefreshOutcome::Reused => {
                 self.nudge_verifiers().await;
                 Err(FolioError::new(

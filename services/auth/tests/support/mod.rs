@@ -1,0 +1,176 @@
+//! Starts a real auth service on port 0 over a fresh database, and helpers to talk to it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use folio_common::{
+    auth::{GrpcKeySource, GrpcRevocationSource, ServiceTokenProvider, TokenVerifier, VerifierSettings},
+    cache::Cache,
+    client::lazy_channel,
+    error::reason_of,
+};
+use folio_proto::auth::{LoginRequest, LoginResponse, RegisterRequest, auth_service_client::AuthServiceClient};
+use folio_testkit::{TestDatabase, unique};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, transport::Channel};
+
+pub const OPERATOR_PASSWORD: &str = "operator-Secret-passphrase-42";
+pub const VERIFIER_ID: &str = "test-verifier";
+pub const VERIFIER_SECRET: &str = "verifier-secret-0123456789abcdef-0123456789";
+pub const PASSWORD: &str = "Correct horse battery staple 9";
+
+pub struct Auth {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub operator_email: String,
+    pub redis_url: Option<String>,
+    shutdown: CancellationToken,
+    _db: TestDatabase,
+}
+
+impl Drop for Auth {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Options {
+    pub redis_url: Option<String>,
+    pub sqlite: bool,
+    pub extra: Vec<(String, String)>,
+}
+
+impl Auth {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        folio_testkit::init_logs();
+        let db = if options.sqlite { TestDatabase::sqlite() } else { TestDatabase::postgres().await };
+        let operator_email = format!("{}@folio.test", unique("op"));
+        let mut env: Vec<(String, String)> = [
+            ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
+            ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
+            ("FOLIO__DATABASE__URL", db.url.as_str()),
+            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+            ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL", operator_email.as_str()),
+            ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD", OPERATOR_PASSWORD),
+            ("FOLIO__AUTH__LOCKOUT_BASE_DELAY_MS", "300"),
+            ("FOLIO__AUTH__KEY_ACTIVATION_DELAY_SECS", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        env.push((
+            "FOLIO__AUTH__SERVICE_ACCOUNTS".to_owned(),
+            format!("{VERIFIER_ID}:{VERIFIER_SECRET}:auth:internal ledger:read"),
+        ));
+        if let Some(url) = &options.redis_url {
+            env.push(("FOLIO__REDIS__URL".to_owned(), url.clone()));
+        }
+        env.extend(options.extra.iter().cloned());
+        let dir = tempfile::tempdir().unwrap();
+        let config = folio_common::config::load_from("auth", &dir.path().join("none"), env).expect("config");
+        let shutdown = CancellationToken::new();
+        let server = folio_auth::serve(config, shutdown.clone()).await.expect("auth starts");
+        Self {
+            addr: server.grpc_addr,
+            admin_addr: server.admin_addr,
+            operator_email,
+            redis_url: options.redis_url,
+            shutdown,
+            _db: db,
+        }
+    }
+
+    pub fn channel(&self) -> Channel {
+        lazy_channel(&self.addr.to_string()).unwrap()
+    }
+
+    pub fn client(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel())
+    }
+
+    pub async fn register(&self, email: &str) -> folio_proto::auth::User {
+        let request =
+            RegisterRequest { email: email.into(), password: PASSWORD.into(), display_name: "Test User".into() };
+        self.client().register(request).await.expect("register").into_inner().user.expect("user")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginResponse, tonic::Status> {
+        let request = LoginRequest { email: email.into(), password: password.into() };
+        self.client().login(request).await.map(|r| r.into_inner())
+    }
+
+    /// A fresh customer, signed in.
+    pub async fn customer(&self) -> (String, LoginResponse) {
+        let email = format!("{}@example.com", unique("c"));
+        self.register(&email).await;
+        let tokens = self.login(&email, PASSWORD).await.expect("login");
+        (email, tokens)
+    }
+
+    pub async fn operator(&self) -> LoginResponse {
+        self.login(&self.operator_email, OPERATOR_PASSWORD).await.expect("operator login")
+    }
+
+    /// A verifier as another service would build it: keys and revocations over gRPC.
+    pub async fn remote_verifier(&self, shutdown: &CancellationToken) -> TokenVerifier {
+        let channel = self.channel();
+        let tokens = Arc::new(ServiceTokenProvider::new(
+            channel.clone(),
+            VERIFIER_ID.to_owned(),
+            VERIFIER_SECRET.to_owned().into(),
+            vec!["auth:internal".to_owned()],
+        ));
+        let verifier = TokenVerifier::new(
+            Arc::new(GrpcKeySource::new(channel.clone())),
+            Arc::new(GrpcRevocationSource::new(channel, tokens)),
+            VerifierSettings::default(),
+        );
+        let cache = match &self.redis_url {
+            Some(url) => Some(
+                Cache::from_settings(&folio_common::config::RedisSettings { url: Some(url.clone().into()) })
+                    .await
+                    .unwrap(),
+            ),
+            None => None,
+        };
+        verifier.refresh_revocations().await.expect("revocations");
+        verifier.spawn_refresh(cache, shutdown.clone());
+        verifier
+    }
+}
+
+pub fn bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+pub fn assert_reason<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, reason: &str) {
+    match result {
+        Ok(value) => panic!("expected {code:?}/{reason}, got OK: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "{status:?}");
+            assert_eq!(reason_of(&status).as_deref(), Some(reason), "{status:?}");
+            let domain = tonic_types::StatusExt::get_details_error_info(&status).map(|i| i.domain).unwrap_or_default();
+            assert_eq!(domain, "auth.folio", "{status:?}");
+        }
+    }
+}
+
+/// Waits until `verifier` refuses `token` as revoked; panics after 5 s.
+pub async fn refused_within_five_seconds(verifier: &TokenVerifier, token: &str) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        match verifier.verify(token).await {
+            Err(error) if error.reason() == folio_common::error::Reason::TokenRevoked => return started.elapsed(),
+            Err(error) => panic!("refused for another reason: {error}"),
+            Ok(_) => assert!(started.elapsed() < Duration::from_secs(5), "still accepted after 5 s"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
