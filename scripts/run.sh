@@ -46,6 +46,7 @@ stop() {
   echo "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
+  sleep 0.2 # let the log prefixers flush the last lines
   echo "stopped."
   exit 0
 }
@@ -57,16 +58,19 @@ start() {
     "$bin_dir/folio-$svc" > >(sed -u "s/^/[$svc] /") 2>&1 &
   pids+=($!)
 }
+healthy() { (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && grep -q '200 OK' <&3) 2>/dev/null; }
+
+# Auth first: the others verify tokens with its keys and revocations.
 start auth
+for _ in $(seq 1 100); do healthy 9051 && break; sleep 0.2; done
 start ledger folio-ledger "$LEDGER_CLIENT_SECRET"
 start account folio-account "$ACCOUNT_CLIENT_SECRET"
 start gateway folio-gateway "$GATEWAY_CLIENT_SECRET"
 
-healthy() { (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && grep -q '200 OK' <&3) 2>/dev/null; }
 for _ in $(seq 1 100); do
   if healthy 9051 && healthy 9052 && healthy 9053 && healthy 9050; then
     echo
-    echo "Folio is up. Gateway: 127.0.0.1:50050 (gRPC and gRPC-Web)"
+    echo "Folio is up. Gateway: 127.0.0.1:50050"
     echo "Operator: $FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL (password in $secrets)"
     echo "Ctrl-C stops all four services."
     break

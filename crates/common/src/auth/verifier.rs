@@ -243,6 +243,8 @@ impl TokenVerifier {
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut keys = tokio::time::interval(verifier.inner.settings.jwks_refresh_interval);
             keys.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing_since: Option<Instant> = None;
+            let mut last_warning: Option<Instant> = None;
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -254,8 +256,21 @@ impl TokenVerifier {
                     }
                     Some(_) = next_nudge(&mut nudges) => {}
                 }
-                if let Err(error) = verifier.refresh_revocations().await {
-                    tracing::warn!(error = %error, "polling revocations failed");
+                match verifier.refresh_revocations().await {
+                    Ok(_) => {
+                        if let Some(since) = failing_since.take() {
+                            tracing::info!(outage_secs = since.elapsed().as_secs(), "polling revocations works again");
+                        }
+                    }
+                    Err(error) => {
+                        // Polls run every second: warn when an outage starts and
+                        // then every 30 s, not on every failed poll.
+                        failing_since.get_or_insert_with(Instant::now);
+                        if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(30)) {
+                            tracing::warn!(error = %error, "polling revocations failed; tokens are refused once the list is stale");
+                            last_warning = Some(Instant::now());
+                        }
+                    }
                 }
             }
         })
