@@ -83,10 +83,18 @@ pub async fn run(phase: Duration, concurrency: usize) -> anyhow::Result<()> {
     }
     let reads = Latencies::new(reads);
     let login_latencies = Latencies::new(login_latencies.lock().map(|s| s.clone()).unwrap_or_default());
-    println!("auth logins            concurrency={concurrency} argon2id=m19456,t2,p1 logins/s={:.1} p50_ms={:.1} p99_ms={:.1}",
-        logins_done as f64 / elapsed, login_latencies.percentile_ms(50.0), login_latencies.percentile_ms(99.0));
-    println!("auth get_current_user  during_logins={concurrency} samples={} p50_ms={:.2} p99_ms={:.2} target_p99_ms=50",
-        reads.len(), reads.percentile_ms(50.0), reads.percentile_ms(99.0));
+    println!(
+        "auth logins            concurrency={concurrency} argon2id=m19456,t2,p1 logins/s={:.1} p50_ms={:.1} p99_ms={:.1}",
+        logins_done as f64 / elapsed,
+        login_latencies.percentile_ms(50.0),
+        login_latencies.percentile_ms(99.0)
+    );
+    println!(
+        "auth get_current_user  during_logins={concurrency} samples={} p50_ms={:.2} p99_ms={:.2} target_p99_ms=50",
+        reads.len(),
+        reads.percentile_ms(50.0),
+        reads.percentile_ms(99.0)
+    );
     shutdown.cancel();
     Ok(())
 }

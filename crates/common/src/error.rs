@@ -62,6 +62,7 @@ reasons! {
     RequestIdReused => AlreadyExists, "REQUEST_ID_REUSED";
     AssetExists => AlreadyExists, "ASSET_EXISTS";
     ServiceAccountExists => AlreadyExists, "SERVICE_ACCOUNT_EXISTS";
+    AccountExists => AlreadyExists, "ACCOUNT_EXISTS";
     InsufficientFunds => FailedPrecondition, "INSUFFICIENT_FUNDS";
     AccountFrozen => FailedPrecondition, "ACCOUNT_FROZEN";
     AccountClosed => FailedPrecondition, "ACCOUNT_CLOSED";

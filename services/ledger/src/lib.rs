@@ -1,7 +1,27 @@
 //! folio-ledger: the double-entry ledger (DESIGN.md section 3,
 //! `folio.ledger.v1.LedgerService` and `LedgerAdminService`), owning schema `ledger`.
+//!
+//! Layout: `grpc`/`grpc_admin` adapt messages and `validate` parses them;
+//! `writer` coalesces concurrent writes into one transaction, in which
+//! `rules` decides each operation against rows `store` loaded and locked;
+//! `reads` answers statements and balances; `sweeper` expires holds.
 
+mod admin;
+mod authz;
+mod convert;
+mod grpc;
+mod grpc_admin;
 mod migration;
+mod model;
+mod reads;
+mod rules;
+pub mod settings;
+mod store;
+mod sweeper;
+mod validate;
+mod writer;
+
+use std::time::Duration;
 
 use folio_common::{
     CancellationToken,
@@ -11,11 +31,11 @@ use folio_common::{
     server::{RunningServer, ServerBuilder},
 };
 use folio_proto::ledger::{
-    ledger_admin_service_server::{LedgerAdminService, LedgerAdminServiceServer},
-    ledger_service_server::{LedgerService, LedgerServiceServer},
+    ledger_admin_service_server::LedgerAdminServiceServer, ledger_service_server::LedgerServiceServer,
 };
 
 pub use migration::Migrator;
+use settings::LedgerSettings;
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "ledger";
@@ -23,23 +43,28 @@ pub const SCHEMA: &str = "ledger";
 /// Starts the ledger until `shutdown`.
 pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
+    let settings: LedgerSettings = config.section("ledger")?;
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
+    admin::bootstrap_assets(&foundation.db, &settings.bootstrap_assets).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
+    let writer = writer::Writer::start(foundation.db.clone(), shutdown.clone());
+    sweeper::spawn(
+        foundation.db.clone(),
+        writer.clone(),
+        Duration::from_millis(settings.sweep_interval_ms),
+        shutdown.clone(),
+    );
+    let max = common.server.max_message_bytes;
     ServerBuilder::new(SCHEMA, common.server.clone())
         .authenticate_with(auth.verifier)
-        .add_service(LedgerServiceServer::new(LedgerApi))
-        .add_service(LedgerAdminServiceServer::new(LedgerApi))
+        .add_service(
+            LedgerServiceServer::new(grpc::LedgerApi::new(foundation.db.clone(), writer))
+                .max_decoding_message_size(max),
+        )
+        .add_service(LedgerAdminServiceServer::new(grpc_admin::LedgerAdminApi::new(foundation.db.clone())))
         .start(shutdown)
         .await
 }
-
-/// The gRPC face of the ledger. Its RPCs arrive with the ledger issue; until
-/// then each answers UNIMPLEMENTED.
-#[derive(Clone)]
-struct LedgerApi;
-
-impl LedgerService for LedgerApi {}
-impl LedgerAdminService for LedgerApi {}
 
 /// The `folio-ledger` binary.
 pub struct Binary;

@@ -1,0 +1,19 @@
+//! The `ledger` configuration section (`FOLIO__LEDGER__*`).
+
+use serde::Deserialize;
+
+/// Settings of the ledger.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LedgerSettings {
+    /// Assets registered at start when missing, e.g. `USD:2,EUR:2`.
+    pub bootstrap_assets: String,
+    /// How often the sweeper looks for expired holds, in milliseconds.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        Self { bootstrap_assets: String::new(), sweep_interval_ms: 500 }
+    }
+}

@@ -1,0 +1,41 @@
+//! Releases holds past their deadline, through the writer so expiries take
+//! the same locks, in the same order, as every other write.
+
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::authz::Actor;
+use crate::reads;
+use crate::rules::Op;
+use crate::writer::Writer;
+
+/// Holds released per pass at most.
+const PER_PASS: u64 = 1000;
+
+/// Sweeps every `interval` until `shutdown`.
+pub fn spawn(db: DatabaseConnection, writer: Writer, interval: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            match reads::expired_holds(&db, PER_PASS).await {
+                Ok(holds) if holds.is_empty() => {}
+                Ok(holds) => {
+                    let count = holds.len();
+                    let ops = holds.into_iter().map(Op::Expire).collect();
+                    match writer.submit(ops, false, Actor::system()).await {
+                        Ok(_) => metrics::counter!("folio_ledger_holds_expired_total").increment(count as u64),
+                        Err(error) => tracing::warn!(%error, "releasing expired holds failed; next pass retries"),
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "finding expired holds failed"),
+            }
+        }
+    });
+}

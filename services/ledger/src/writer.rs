@@ -1,0 +1,237 @@
+//! The coalescing writer. Requests queue up; the writer takes everything
+//! queued (up to a bound), applies it in ONE database transaction, and
+//! answers each caller with its own result. One commit serves many
+//! transfers, so throughput is not capped by PostgreSQL's per-transaction
+//! ceiling, and a hot account is locked once per batch, not once per transfer.
+
+use std::collections::{BTreeSet, HashMap};
+
+use folio_common::{
+    db::{RetryPolicy, TxError, run_in_tx},
+    error::{Failure, FolioError, Reason},
+};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, SqlErr};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::authz::Actor;
+use crate::model::{Kind, Transfer};
+use crate::rules::{BatchState, Op};
+use crate::store;
+
+/// What one job (one RPC) gets back.
+#[derive(Debug)]
+pub enum Outcome {
+    /// One result per operation, in order.
+    Each(Vec<Result<Option<Transfer>, FolioError>>),
+    /// An atomic job failed at `index`; nothing of it was written.
+    AtomicFailed {
+        /// The first failing operation.
+        index: usize,
+        /// Why it failed.
+        error: FolioError,
+    },
+}
+
+struct Job {
+    ops: Vec<Op>,
+    atomic: bool,
+    actor: Actor,
+    reply: oneshot::Sender<Result<Outcome, Failure>>,
+}
+
+/// Handle to the writer task.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+/// Operations per transaction at most (an atomic job is never split).
+const MAX_BATCH_OPS: usize = 2000;
+
+impl Writer {
+    /// Starts the writer on `db`; it stops when `shutdown` fires and the queue drains.
+    pub fn start(db: DatabaseConnection, shutdown: CancellationToken) -> Self {
+        let (queue, jobs) = mpsc::channel(4096);
+        tokio::spawn(run(db, jobs, shutdown));
+        Self { queue }
+    }
+
+    /// Applies `ops` for `actor`: all or nothing when `atomic`.
+    pub async fn submit(&self, ops: Vec<Op>, atomic: bool, actor: Actor) -> Result<Outcome, Failure> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { ops, atomic, actor, reply })
+            .await
+            .map_err(|_| unavailable("the ledger is shutting down"))?;
+        answer.await.map_err(|_| unavailable("the ledger writer stopped"))?
+    }
+}
+
+fn unavailable(message: &str) -> Failure {
+    FolioError::new(Reason::DependencyUnavailable, format!("{message}; retrying with the same transfer id is safe"))
+        .with_metadata("dependency", "ledger-database")
+        .into()
+}
+
+async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            job = jobs.recv() => job,
+            () = shutdown.cancelled() => { jobs.close(); jobs.recv().await }
+        };
+        let Some(first) = first else { return };
+        let mut batch = vec![first];
+        let mut ops = batch[0].ops.len();
+        while ops < MAX_BATCH_OPS {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    ops += job.ops.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("folio_ledger_batch_ops").record(ops as f64);
+        process(&db, batch).await;
+    }
+}
+
+async fn process(db: &DatabaseConnection, batch: Vec<Job>) {
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        let result = run_in_tx(db, "ledger_write_batch", RetryPolicy::default(), |tx| {
+            let batch = &batch;
+            async move { apply_batch(&tx, batch).await }
+        })
+        .await;
+        match result {
+            // Another replica inserted one of our ids (or resolved one of our
+            // holds) between our read and our write: read again and redo.
+            Err(TxError::Db(error))
+                if attempt < 4 && matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+            {
+                tracing::debug!(%error, attempt, "write batch raced another writer; retrying");
+            }
+            other => break other,
+        }
+    };
+    match result {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            // The commit may or may not have happened: the caller must retry
+            // with the same ids, which is always safe.
+            tracing::error!(error = %error, "ledger write batch failed");
+            for job in batch {
+                let _ = job.reply.send(Err(unavailable("the ledger could not confirm the write")));
+            }
+        }
+    }
+}
+
+async fn apply_batch(tx: &DatabaseTransaction, batch: &[Job]) -> Result<Vec<Outcome>, TxError<Failure>> {
+    let mut state = load(tx, batch).await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        outcomes.push(apply_job(&mut state, job));
+    }
+    store::write_batch(tx, &mut state).await?;
+    let sequences: HashMap<&str, i64> = state.created.iter().map(|t| (t.id.as_str(), t.sequence)).collect();
+    for outcome in &mut outcomes {
+        if let Outcome::Each(results) = outcome {
+            for transfer in results.iter_mut().flatten().flatten() {
+                if let Some(sequence) = sequences.get(transfer.id.as_str()) {
+                    transfer.sequence = *sequence;
+                }
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+fn apply_job(state: &mut BatchState, job: &Job) -> Outcome {
+    if job.atomic {
+        let savepoint = state.savepoint();
+        let mut results = Vec::with_capacity(job.ops.len());
+        for (index, op) in job.ops.iter().enumerate() {
+            match state.apply(op, &job.actor) {
+                Ok(transfer) => results.push(Ok(transfer)),
+                Err(error) => {
+                    state.rollback_to(savepoint);
+                    return Outcome::AtomicFailed { index, error };
+                }
+            }
+        }
+        Outcome::Each(results)
+    } else {
+        let results = job
+            .ops
+            .iter()
+            .map(|op| {
+                let savepoint = state.savepoint();
+                let result = state.apply(op, &job.actor);
+                if result.is_err() {
+                    state.rollback_to(savepoint);
+                }
+                result
+            })
+            .collect();
+        Outcome::Each(results)
+    }
+}
+
+/// Reads and locks what the batch needs: holds first, then accounts, each in
+/// id order, so concurrent writers (here or on another replica) never deadlock.
+async fn load(tx: &DatabaseTransaction, batch: &[Job]) -> Result<BatchState, TxError<Failure>> {
+    let mut ids = BTreeSet::new();
+    let mut holds = BTreeSet::new();
+    let mut originals = BTreeSet::new();
+    let mut accounts = BTreeSet::new();
+    for op in batch.iter().flat_map(|job| &job.ops) {
+        match op {
+            Op::Transfer(request) => {
+                ids.insert(request.id.clone());
+                if matches!(request.kind, Kind::PostPending | Kind::VoidPending) {
+                    holds.insert(request.pending_id.clone());
+                } else {
+                    accounts.insert(request.debit_account_id.clone());
+                    accounts.insert(request.credit_account_id.clone());
+                }
+            }
+            Op::Reverse { id, original, .. } => {
+                ids.insert(id.clone());
+                originals.insert(original.clone());
+            }
+            Op::Expire(hold) => {
+                holds.insert(hold.clone());
+            }
+        }
+    }
+    let mut state = BatchState::default();
+    state.now = folio_common::db::now(tx).await?.timestamp_micros();
+    for hold in store::transfers_by_id(tx, &holds, true).await? {
+        state.transfers.insert(hold.id.clone(), hold);
+    }
+    let others: BTreeSet<String> = ids.union(&originals).filter(|id| !holds.contains(*id)).cloned().collect();
+    for transfer in store::transfers_by_id(tx, &others, false).await? {
+        state.transfers.insert(transfer.id.clone(), transfer);
+    }
+    for id in holds.iter().chain(originals.iter()) {
+        if let Some(transfer) = state.transfers.get(id) {
+            accounts.insert(transfer.debit_account_id.clone());
+            accounts.insert(transfer.credit_account_id.clone());
+        }
+    }
+    state.reversed = store::reversed_among(tx, &originals).await?.into_iter().collect();
+    accounts.remove("");
+    for account in store::lock_accounts(tx, &accounts).await? {
+        state.accounts.insert(account.id.clone(), account);
+    }
+    state.assets = store::asset_codes(tx).await?.into_iter().collect();
+    Ok(state)
+}
