@@ -1,0 +1,107 @@
+//! The ledger's invariants, checked straight against its tables.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Totals {
+    debits_posted: i64,
+    credits_posted: i64,
+    debits_pending: i64,
+    credits_pending: i64,
+}
+
+async fn rows(db: &DatabaseConnection, sql: &str) -> Vec<sea_orm::QueryResult> {
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap()
+}
+
+/// Panics, naming the broken invariant, unless every one holds.
+pub async fn check(db: &DatabaseConnection) {
+    let mut stored: HashMap<String, (String, i16, i64, Totals, i64)> = HashMap::new();
+    for row in rows(db, "SELECT id, asset_code, kind, overdraft_limit, debits_posted, credits_posted, debits_pending, credits_pending, entry_count FROM accounts").await {
+        let totals = Totals {
+            debits_posted: row.try_get("", "debits_posted").unwrap(),
+            credits_posted: row.try_get("", "credits_posted").unwrap(),
+            debits_pending: row.try_get("", "debits_pending").unwrap(),
+            credits_pending: row.try_get("", "credits_pending").unwrap(),
+        };
+        stored.insert(
+            row.try_get("", "id").unwrap(),
+            (
+                row.try_get("", "asset_code").unwrap(),
+                row.try_get("", "kind").unwrap(),
+                row.try_get("", "overdraft_limit").unwrap(),
+                totals,
+                row.try_get("", "entry_count").unwrap(),
+            ),
+        );
+    }
+
+    // Per asset, posted and pending sum to zero.
+    let mut sums: HashMap<String, (i128, i128)> = HashMap::new();
+    for (asset, _, _, t, _) in stored.values() {
+        let sum = sums.entry(asset.clone()).or_default();
+        sum.0 += i128::from(t.credits_posted) - i128::from(t.debits_posted);
+        sum.1 += i128::from(t.credits_pending) - i128::from(t.debits_pending);
+    }
+    for (asset, (posted, pending)) in sums {
+        assert_eq!(posted, 0, "posted balances of {asset} do not sum to zero");
+        assert_eq!(pending, 0, "pending balances of {asset} do not sum to zero");
+    }
+
+    // Totals equal what the transfers add up to.
+    let mut derived: HashMap<String, Totals> = HashMap::new();
+    for row in rows(db, "SELECT debit_account_id, credit_account_id, amount, kind, status FROM transfers").await {
+        let (debit, credit): (String, String) =
+            (row.try_get("", "debit_account_id").unwrap(), row.try_get("", "credit_account_id").unwrap());
+        let amount: i64 = row.try_get("", "amount").unwrap();
+        let (kind, status): (i16, i16) = (row.try_get("", "kind").unwrap(), row.try_get("", "status").unwrap());
+        match (kind, status) {
+            (1, _) | (3, _) => {
+                derived.entry(debit).or_default().debits_posted += amount;
+                derived.entry(credit).or_default().credits_posted += amount;
+            }
+            (2, 2) => {
+                derived.entry(debit).or_default().debits_pending += amount;
+                derived.entry(credit).or_default().credits_pending += amount;
+            }
+            _ => {}
+        }
+    }
+    for (id, (_, kind, overdraft, totals, entry_count)) in &stored {
+        assert_eq!(
+            derived.get(id).copied().unwrap_or_default(),
+            *totals,
+            "account {id}: totals differ from its transfers"
+        );
+        if *kind == 1 {
+            let available = totals.credits_posted - totals.debits_posted - totals.debits_pending;
+            assert!(available >= -overdraft, "customer account {id} is at {available}, below -{overdraft}");
+        }
+        let entries = rows(
+            db,
+            &format!(
+                "SELECT COUNT(*) AS n, COALESCE(MAX(account_sequence), 0) AS top FROM entries WHERE account_id = '{id}'"
+            ),
+        )
+        .await;
+        let (n, top): (i64, i64) = (entries[0].try_get("", "n").unwrap(), entries[0].try_get("", "top").unwrap());
+        assert_eq!((n, top), (*entry_count, *entry_count), "account {id}: entries are not gapless 1..{entry_count}");
+        if *entry_count > 0 {
+            let last = rows(
+                db,
+                &format!("SELECT debits_posted, credits_posted, debits_pending, credits_pending FROM entries WHERE account_id = '{id}' AND account_sequence = {entry_count}"),
+            )
+            .await;
+            let last = Totals {
+                debits_posted: last[0].try_get("", "debits_posted").unwrap(),
+                credits_posted: last[0].try_get("", "credits_posted").unwrap(),
+                debits_pending: last[0].try_get("", "debits_pending").unwrap(),
+                credits_pending: last[0].try_get("", "credits_pending").unwrap(),
+            };
+            assert_eq!(last, *totals, "account {id}: the last entry's balance differs from the account's");
+        }
+    }
+}
