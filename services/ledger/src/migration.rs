@@ -3,7 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 
-mod m0001_initial;
+mod m0001_ledger_schema;
 
 /// Every migration of the `ledger` schema, oldest first.
 pub struct Migrator;
@@ -11,6 +11,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration)]
+        vec![Box::new(m0001_ledger_schema::Migration)]
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, IsolationLevel, Statement, TransactionTrait};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Totals {
@@ -13,12 +13,16 @@ struct Totals {
     credits_pending: i64,
 }
 
-async fn rows(db: &DatabaseConnection, sql: &str) -> Vec<sea_orm::QueryResult> {
+async fn rows(db: &impl ConnectionTrait, sql: &str) -> Vec<sea_orm::QueryResult> {
     db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap()
 }
 
-/// Panics, naming the broken invariant, unless every one holds.
-pub async fn check(db: &DatabaseConnection) {
+/// Panics, naming the broken invariant, unless every one holds. Reads one
+/// consistent snapshot: the ledger may still be writing (the sweeper runs).
+pub async fn check(connection: &DatabaseConnection) {
+    let isolation = (connection.get_database_backend() == DbBackend::Postgres).then_some(IsolationLevel::RepeatableRead);
+    let snapshot = connection.begin_with_config(isolation, None).await.unwrap();
+    let db = &snapshot;
     let mut stored: HashMap<String, (String, i16, i64, Totals, i64)> = HashMap::new();
     for row in rows(db, "SELECT id, asset_code, kind, overdraft_limit, debits_posted, credits_posted, debits_pending, credits_pending, entry_count FROM accounts").await {
         let totals = Totals {

@@ -31,6 +31,8 @@ pub struct Suite {
     pub auth_addr: SocketAddr,
     pub ledgers: Vec<SocketAddr>,
     pub db: TestDatabase,
+    /// With SQLite each service has a file of its own.
+    _auth_db: Option<TestDatabase>,
     pub operator: String,
     pub admin: String,
     pub writer: String,
@@ -63,6 +65,8 @@ impl Suite {
     pub async fn start_with(ledgers: usize, sqlite: bool) -> Self {
         folio_testkit::init_logs();
         let db = if sqlite { TestDatabase::sqlite() } else { TestDatabase::postgres().await };
+        let auth_db = sqlite.then(TestDatabase::sqlite);
+        let auth_url = auth_db.as_ref().map_or(db.url.clone(), |d| d.url.clone());
         let dir = tempfile::tempdir().unwrap();
         let nowhere = dir.path().join("none");
         let operator_email = format!("{}@folio.test", unique("op"));
@@ -76,7 +80,7 @@ impl Suite {
             env(&[
                 ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
                 ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__DATABASE__URL", &db.url),
+                ("FOLIO__DATABASE__URL", &auth_url),
                 ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", KEK),
                 ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL", &operator_email),
                 ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD", OPERATOR_PASSWORD),
@@ -130,7 +134,7 @@ impl Suite {
             .unwrap()
             .into_inner()
             .access_token;
-        let suite = Self { auth_addr: auth.grpc_addr, ledgers: addresses, db, operator, admin, writer, shutdowns };
+        let suite = Self { auth_addr: auth.grpc_addr, ledgers: addresses, db, _auth_db: auth_db, operator, admin, writer, shutdowns };
         // The ledger refuses tokens until its first revocation poll; wait for it.
         for addr in suite.ledgers.clone() {
             for _ in 0..100 {
