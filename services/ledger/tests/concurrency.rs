@@ -101,7 +101,11 @@ async fn verify(suite: &Suite, book: &Ledgerbook) {
         .collect();
     for (id, transfer) in &book.accepted {
         let (amount, kind) = stored.get(id).unwrap_or_else(|| panic!("accepted transfer {id} is not stored"));
-        assert_eq!((*amount, i32::from(*kind)), (transfer.amount, transfer.kind), "transfer {id} differs from its reply");
+        assert_eq!(
+            (*amount, i32::from(*kind)),
+            (transfer.amount, transfer.kind),
+            "transfer {id} differs from its reply"
+        );
     }
     for (id, why) in &book.rejected {
         assert!(!stored.contains_key(id), "rejected transfer {id} ({why}) is stored");

@@ -419,8 +419,8 @@ async fn balances_as_of_replay_the_statement_and_pages_never_skip_or_repeat() {
         let micros = |t: &prost_types::Timestamp| t.seconds * 1_000_000 + i64::from(t.nanos / 1000);
         let replayed = seen
             .iter()
-            .filter(|(_, e)| micros(e.balance_after.as_ref().unwrap().as_of.as_ref().unwrap()) <= micros(moment))
-            .last()
+            .rev()
+            .find(|(_, e)| micros(e.balance_after.as_ref().unwrap().as_of.as_ref().unwrap()) <= micros(moment))
             .map(|(_, e)| e.balance_after.clone().unwrap())
             .unwrap();
         assert_eq!((at.posted, at.credits_posted), (replayed.posted, replayed.credits_posted));

@@ -20,7 +20,8 @@ async fn rows(db: &impl ConnectionTrait, sql: &str) -> Vec<sea_orm::QueryResult>
 /// Panics, naming the broken invariant, unless every one holds. Reads one
 /// consistent snapshot: the ledger may still be writing (the sweeper runs).
 pub async fn check(connection: &DatabaseConnection) {
-    let isolation = (connection.get_database_backend() == DbBackend::Postgres).then_some(IsolationLevel::RepeatableRead);
+    let isolation =
+        (connection.get_database_backend() == DbBackend::Postgres).then_some(IsolationLevel::RepeatableRead);
     let snapshot = connection.begin_with_config(isolation, None).await.unwrap();
     let db = &snapshot;
     let mut stored: HashMap<String, (String, i16, i64, Totals, i64)> = HashMap::new();

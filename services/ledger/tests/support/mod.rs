@@ -134,7 +134,16 @@ impl Suite {
             .unwrap()
             .into_inner()
             .access_token;
-        let suite = Self { auth_addr: auth.grpc_addr, ledgers: addresses, db, _auth_db: auth_db, operator, admin, writer, shutdowns };
+        let suite = Self {
+            auth_addr: auth.grpc_addr,
+            ledgers: addresses,
+            db,
+            _auth_db: auth_db,
+            operator,
+            admin,
+            writer,
+            shutdowns,
+        };
         // The ledger refuses tokens until its first revocation poll; wait for it.
         for addr in suite.ledgers.clone() {
             for _ in 0..100 {
