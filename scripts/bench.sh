@@ -4,13 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${BENCH_SECONDS:-10}
-ceiling=../shared/bench/pg_ceiling.sh
+ceiling_script=../shared/bench/pg_ceiling.sh
 
-cargo build --quiet --release -p folio-bench
-echo "# $(date -u +%FT%TZ) $(nproc) cores"
-if [ -x "$ceiling" ]; then
-  bash "$ceiling" "$seconds" 64
+cargo build --quiet --release -p folio-bench -p folio-ledger
+echo "# $(date -u +%FT%TZ) $(nproc) cores, PostgreSQL synchronous_commit=$(psql -h 127.0.0.1 -U postgres -Atc 'show synchronous_commit')"
+single=0
+batched=0
+if [ -f "$ceiling_script" ]; then
+  ceiling=$(bash "$ceiling_script" "$seconds" 64)
+  echo "$ceiling"
+  single=$(sed -n 's/^ceiling single .*tps=\([0-9]*\).*/\1/p' <<<"$ceiling")
+  batched=$(sed -n 's/^ceiling batched .*tps=\([0-9]*\).*/\1/p' <<<"$ceiling")
 else
-  echo "ceiling: $ceiling not found (run from a checkout with ../shared beside it)"
+  echo "ceiling: $ceiling_script not found (run from a checkout with ../shared beside it); ratios will read 0"
 fi
+./target/release/folio-bench ledger --seconds "$seconds" --ceiling-single "$single" --ceiling-batched "$batched"
 ./target/release/folio-bench auth --seconds "$seconds"

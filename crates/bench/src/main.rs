@@ -3,6 +3,7 @@
 //! measuring the PostgreSQL ceiling in the same run.
 
 mod auth;
+mod ledger;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -25,11 +26,36 @@ enum Suite {
         #[arg(long, default_value_t = 64)]
         logins: usize,
     },
+    /// Transfers per second against the PostgreSQL ceiling.
+    Ledger {
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent callers for one-per-RPC phases.
+        #[arg(long, default_value_t = 64)]
+        callers: usize,
+        /// Accounts.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// The single-transaction ceiling (transfers/s) measured in this run.
+        #[arg(long, default_value_t = 0.0)]
+        ceiling_single: f64,
+        /// The batched ceiling (transfers/s) measured in this run.
+        #[arg(long, default_value_t = 0.0)]
+        ceiling_batched: f64,
+        /// The ledger binary to run.
+        #[arg(long, default_value = "target/release/folio-ledger")]
+        binary: String,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().suite {
         Suite::Auth { seconds, logins } => auth::run(std::time::Duration::from_secs(seconds), logins).await,
+        Suite::Ledger { seconds, callers, accounts, ceiling_single, ceiling_batched, binary } => {
+            let ceiling = ledger::Ceiling { single: ceiling_single, batched: ceiling_batched };
+            ledger::run(std::time::Duration::from_secs(seconds), callers, accounts, ceiling, &binary).await
+        }
     }
 }

@@ -10,7 +10,6 @@ use std::{convert::Infallible, net::SocketAddr};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
@@ -179,7 +178,11 @@ impl ServerBuilder {
             }
         };
         let task = tokio::spawn(async move {
-            let serving = grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), drain_signal);
+            // Accepted sockets need TCP_NODELAY themselves (the builder's setting
+            // applies only when tonic binds): otherwise a response larger than
+            // one write waits ~40 ms on Nagle's algorithm and a delayed ACK.
+            let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+            let serving = grpc.serve_with_incoming_shutdown(incoming, drain_signal);
             tokio::pin!(serving);
             let result = tokio::select! {
                 result = &mut serving => result.context("serving gRPC"),

@@ -1,0 +1,310 @@
+//! The ledger benchmark (issue 4): one transfer per RPC at 64 callers,
+//! CreateTransfers of 100, and a hot account, against the ledger binary as
+//! its own process on PostgreSQL with durable commits; ratios to the
+//! PostgreSQL ceiling measured in the same run.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use folio_proto::{
+    auth::{IssueServiceTokenRequest, auth_service_client::AuthServiceClient},
+    ledger::{
+        AccountKind, CreateTransferRequest, CreateTransfersRequest, NewTransfer, OpenAccountRequest, TransferKind,
+        ledger_admin_service_client::LedgerAdminServiceClient, ledger_service_client::LedgerServiceClient,
+    },
+};
+use folio_testkit::{TestDatabase, probe::SpawnedBinary};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::stats::Latencies;
+
+const ADMIN_ID: &str = "bench-admin";
+const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
+const LEDGER_ID: &str = "folio-ledger";
+const LEDGER_SECRET: &str = "bench-ledger-secret-0123456789abcdef-01234";
+
+/// The ceiling figures measured just before, for the ratios.
+pub struct Ceiling {
+    pub single: f64,
+    pub batched: f64,
+}
+
+struct Run {
+    transfers_per_sec: f64,
+    latencies: Latencies,
+    failures: u64,
+}
+
+fn bearer<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(request)
+}
+
+pub async fn run(
+    phase: Duration,
+    callers: usize,
+    accounts: usize,
+    ceiling: Ceiling,
+    ledger_binary: &str,
+) -> anyhow::Result<()> {
+    let db = TestDatabase::postgres().await;
+    let dir = tempfile::tempdir()?;
+    let services = format!(
+        "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:write ledger:read;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal"
+    );
+    let env = [
+        ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
+        ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
+        ("FOLIO__DATABASE__URL", db.url.as_str()),
+        ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        ("FOLIO__AUTH__SERVICE_ACCOUNTS", services.as_str()),
+        ("FOLIO__TELEMETRY__LOG_FILTER", "warn"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let config = folio_common::config::load_from("auth", &dir.path().join("none"), env)?;
+    let shutdown = CancellationToken::new();
+    let auth = folio_auth::serve(config, shutdown.clone()).await?;
+    let auth_addr = auth.grpc_addr.to_string();
+    let ledger = SpawnedBinary::start(
+        ledger_binary,
+        dir.path(),
+        &[
+            ("FOLIO__DATABASE__URL", db.url.as_str()),
+            ("FOLIO__UPSTREAMS__AUTH", auth_addr.as_str()),
+            ("FOLIO__SERVICE_CLIENT__ID", LEDGER_ID),
+            ("FOLIO__SERVICE_CLIENT__SECRET", LEDGER_SECRET),
+            ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2"),
+            ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
+            ("FOLIO__DATABASE__MAX_CONNECTIONS", "8"),
+        ],
+    )
+    .await;
+    let pid = ledger.child.id().unwrap_or_default();
+    let token = AuthServiceClient::new(folio_common::client::lazy_channel(&auth_addr)?)
+        .issue_service_token(IssueServiceTokenRequest {
+            client_id: ADMIN_ID.into(),
+            client_secret: ADMIN_SECRET.into(),
+            scopes: vec![],
+        })
+        .await?
+        .into_inner()
+        .access_token;
+    let channels: Vec<Channel> = (0..8)
+        .map(|_| folio_common::client::lazy_channel(&ledger.grpc_addr.to_string()))
+        .collect::<anyhow::Result<_>>()?;
+    wait_until_ready(&channels[0], &token).await?;
+
+    let ids = open_accounts(&channels, &token, accounts).await?;
+    let ids = Arc::new(ids);
+    println!("# ledger pid={pid} accounts={accounts} callers={callers} seconds={}", phase.as_secs());
+
+    let uniform = per_rpc(&channels, &token, callers, phase, ids.clone(), false).await?;
+    report("ledger one-per-rpc", &uniform, ceiling.single, "ceiling single", 1.5);
+    let batched = batches(&channels, &token, 1, phase, ids.clone()).await?;
+    report("ledger batch-100 x1", &batched, ceiling.batched, "ceiling batched", 0.5);
+    let batched4 = batches(&channels, &token, 4, phase, ids.clone()).await?;
+    report("ledger batch-100 x4", &batched4, ceiling.batched, "ceiling batched", 0.5);
+    let hot = per_rpc(&channels, &token, callers, phase, ids, true).await?;
+    report("ledger hot-account", &hot, uniform.transfers_per_sec, "uniform", 0.8);
+    println!("ledger peak_rss_mib={:.1}", peak_rss_mib(pid));
+    let (_, metrics) = folio_testkit::probe::http_get(ledger.admin_addr, "/metrics").await;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (tx_sum, tx_count) = (
+        value("folio_db_transaction_seconds_sum{operation=\"ledger_write_batch\",outcome=\"commit\"}"),
+        value("folio_db_transaction_seconds_count{operation=\"ledger_write_batch\",outcome=\"commit\"}"),
+    );
+    let (ops_sum, ops_count) = (value("folio_ledger_batch_ops_sum"), value("folio_ledger_batch_ops_count"));
+    println!(
+        "ledger writer batches={tx_count} mean_ops_per_batch={:.1} mean_batch_ms={:.2}",
+        ops_sum / ops_count.max(1.0),
+        tx_sum * 1000.0 / tx_count.max(1.0)
+    );
+    shutdown.cancel();
+    Ok(())
+}
+
+fn report(name: &str, run: &Run, base: f64, base_name: &str, target: f64) {
+    let ratio = if base > 0.0 { run.transfers_per_sec / base } else { 0.0 };
+    println!(
+        "{name:<22} transfers/s={:.0} p50_ms={:.2} p99_ms={:.2} failures={} ratio_to_{}={ratio:.2} target>={target}",
+        run.transfers_per_sec,
+        run.latencies.percentile_ms(50.0),
+        run.latencies.percentile_ms(99.0),
+        run.failures,
+        base_name.replace(' ', "_"),
+    );
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+async fn wait_until_ready(channel: &Channel, token: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        let mut client = LedgerServiceClient::new(channel.clone());
+        if client.list_assets(bearer(Default::default(), token)?).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the ledger never accepted the benchmark's token")
+}
+
+async fn open_accounts(channels: &[Channel], token: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    let ids: Vec<String> = (0..count).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let chunks: Vec<Vec<String>> = ids.chunks(count.div_ceil(32).max(1)).map(<[String]>::to_vec).collect();
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut client = LedgerAdminServiceClient::new(channels[i % channels.len()].clone());
+            let token = token.to_owned();
+            tokio::spawn(async move {
+                for id in chunk {
+                    let request = OpenAccountRequest {
+                        account_id: id,
+                        owner_id: uuid::Uuid::new_v4().to_string(),
+                        asset_code: "USD".into(),
+                        kind: AccountKind::Customer as i32,
+                        // Customer rules are checked on every transfer; the
+                        // limit only keeps the random walk from running dry.
+                        overdraft_limit: 1_000_000_000_000,
+                    };
+                    client.open_account(bearer(request, &token)?).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(ids)
+}
+
+fn transfer(ids: &[String], hot: bool) -> NewTransfer {
+    let debit = rand::random::<u64>() as usize % ids.len();
+    let mut credit = if hot { 0 } else { rand::random::<u64>() as usize % ids.len() };
+    if credit == debit {
+        credit = (debit + 1) % ids.len();
+    }
+    NewTransfer {
+        id: uuid::Uuid::new_v4().to_string(),
+        debit_account_id: ids[debit].clone(),
+        credit_account_id: ids[credit].clone(),
+        amount: 7,
+        asset_code: "USD".into(),
+        kind: TransferKind::Posted as i32,
+        ..Default::default()
+    }
+}
+
+async fn per_rpc(
+    channels: &[Channel],
+    token: &str,
+    callers: usize,
+    phase: Duration,
+    ids: Arc<Vec<String>>,
+    hot: bool,
+) -> anyhow::Result<Run> {
+    drive(channels, token, callers, phase, move |mut client, token| {
+        let ids = ids.clone();
+        Box::pin(async move {
+            let t = transfer(&ids, hot);
+            let request = CreateTransferRequest {
+                id: t.id,
+                debit_account_id: t.debit_account_id,
+                credit_account_id: t.credit_account_id,
+                amount: t.amount,
+                asset_code: t.asset_code,
+                kind: t.kind,
+                ..Default::default()
+            };
+            client.create_transfer(bearer(request, &token)?).await?;
+            Ok(1)
+        })
+    })
+    .await
+}
+
+async fn batches(
+    channels: &[Channel],
+    token: &str,
+    callers: usize,
+    phase: Duration,
+    ids: Arc<Vec<String>>,
+) -> anyhow::Result<Run> {
+    drive(channels, token, callers, phase, move |mut client, token| {
+        let ids = ids.clone();
+        Box::pin(async move {
+            let transfers: Vec<NewTransfer> = (0..100).map(|_| transfer(&ids, false)).collect();
+            let request = CreateTransfersRequest { transfers, atomic: false };
+            let results = client.create_transfers(bearer(request, &token)?).await?.into_inner().results;
+            Ok(results.len() as u64)
+        })
+    })
+    .await
+}
+
+type Call = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<u64>> + Send>>;
+
+async fn drive<F>(channels: &[Channel], token: &str, callers: usize, phase: Duration, call: F) -> anyhow::Result<Run>
+where
+    F: Fn(LedgerServiceClient<Channel>, String) -> Call + Send + Sync + Clone + 'static,
+{
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let stop_at = Instant::now() + phase;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|i| {
+            let (client, token, call, samples) = (
+                LedgerServiceClient::new(channels[i % channels.len()].clone()),
+                token.to_owned(),
+                call.clone(),
+                samples.clone(),
+            );
+            tokio::spawn(async move {
+                let (mut done, mut failures, mut local) = (0u64, 0u64, Vec::new());
+                while Instant::now() < stop_at {
+                    let t = Instant::now();
+                    match call(client.clone(), token.clone()).await {
+                        Ok(n) => {
+                            done += n;
+                            local.push(t.elapsed());
+                        }
+                        Err(_) => failures += 1,
+                    }
+                }
+                if let Ok(mut all) = samples.lock() {
+                    all.extend(local);
+                }
+                (done, failures)
+            })
+        })
+        .collect();
+    let (mut done, mut failures) = (0, 0);
+    for task in tasks {
+        let (d, f) = task.await?;
+        done += d;
+        failures += f;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(Run { transfers_per_sec: done as f64 / elapsed, latencies: Latencies::new(samples), failures })
+}
