@@ -47,7 +47,9 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     admin::bootstrap_assets(&foundation.db, &settings.bootstrap_assets).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
-    let writer = writer::Writer::start(foundation.db.clone(), shutdown.clone());
+    // SQLite has one writer at a time anyway; PostgreSQL overlaps commits.
+    let writers = if foundation.db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { settings.writers };
+    let writer = writer::Writer::start(foundation.db.clone(), writers, shutdown.clone());
     sweeper::spawn(
         foundation.db.clone(),
         writer.clone(),

@@ -77,7 +77,7 @@ pub enum Op {
 pub struct BatchState {
     /// Database time of the batch (µs).
     pub now: i64,
-    /// Registered asset codes.
+    /// Registered asset codes (loaded only when a transfer's asset is in doubt).
     pub assets: HashSet<String>,
     /// Locked accounts by id.
     pub accounts: HashMap<String, AccountRow>,
@@ -198,10 +198,10 @@ impl BatchState {
             return repeat;
         }
         let credit = self.account(&request.credit_account_id)?;
-        if !self.assets.contains(&request.asset_code) {
-            return Err(fail(Reason::AssetNotFound, "no such asset"));
-        }
         if debit.asset_code != request.asset_code || credit.asset_code != request.asset_code {
+            if !self.assets.contains(&request.asset_code) {
+                return Err(fail(Reason::AssetNotFound, "no such asset"));
+            }
             return Err(fail(Reason::AssetMismatch, "both accounts must hold the transfer's asset"));
         }
         require_active(debit)?;

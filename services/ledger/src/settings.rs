@@ -10,10 +10,12 @@ pub struct LedgerSettings {
     pub bootstrap_assets: String,
     /// How often the sweeper looks for expired holds, in milliseconds.
     pub sweep_interval_ms: u64,
+    /// Write batches in flight at once on PostgreSQL (SQLite always uses one).
+    pub writers: usize,
 }
 
 impl Default for LedgerSettings {
     fn default() -> Self {
-        Self { bootstrap_assets: String::new(), sweep_interval_ms: 500 }
+        Self { bootstrap_assets: String::new(), sweep_interval_ms: 500, writers: 2 }
     }
 }

@@ -4,14 +4,17 @@
 //! transfers, so throughput is not capped by PostgreSQL's per-transaction
 //! ceiling, and a hot account is locked once per batch, not once per transfer.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use folio_common::{
     db::{RetryPolicy, TxError, run_in_tx},
     error::{Failure, FolioError, Reason},
 };
 use sea_orm::{DatabaseConnection, DatabaseTransaction, SqlErr};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::authz::Actor;
@@ -50,10 +53,16 @@ pub struct Writer {
 const MAX_BATCH_OPS: usize = 2000;
 
 impl Writer {
-    /// Starts the writer on `db`; it stops when `shutdown` fires and the queue drains.
-    pub fn start(db: DatabaseConnection, shutdown: CancellationToken) -> Self {
+    /// Starts `writers` writer tasks on `db` sharing one queue; they stop when
+    /// `shutdown` fires and the queue drains. While one commits (and waits for
+    /// its fsync) the next gathers and applies the following batch; their row
+    /// locks, always taken in the same order, keep them correct and deadlock-free.
+    pub fn start(db: DatabaseConnection, writers: usize, shutdown: CancellationToken) -> Self {
         let (queue, jobs) = mpsc::channel(4096);
-        tokio::spawn(run(db, jobs, shutdown));
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run(db.clone(), Arc::clone(&jobs), shutdown.clone()));
+        }
         Self { queue }
     }
 
@@ -74,27 +83,33 @@ fn unavailable(message: &str) -> Failure {
         .into()
 }
 
-async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+async fn run(db: DatabaseConnection, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, shutdown: CancellationToken) {
     loop {
-        let first = tokio::select! {
-            job = jobs.recv() => job,
-            () = shutdown.cancelled() => { jobs.close(); jobs.recv().await }
-        };
-        let Some(first) = first else { return };
-        let mut batch = vec![first];
-        let mut ops = batch[0].ops.len();
-        while ops < MAX_BATCH_OPS {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    ops += job.ops.len();
-                    batch.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-        metrics::histogram!("folio_ledger_batch_ops").record(ops as f64);
+        let Some(batch) = next_batch(&jobs, &shutdown).await else { return };
         process(&db, batch).await;
     }
+}
+
+/// Waits for a job, then takes whatever else is queued, up to the bound.
+async fn next_batch(jobs: &Mutex<mpsc::Receiver<Job>>, shutdown: &CancellationToken) -> Option<Vec<Job>> {
+    let mut jobs = jobs.lock().await;
+    let first = tokio::select! {
+        job = jobs.recv() => job,
+        () = shutdown.cancelled() => { jobs.close(); jobs.recv().await }
+    }?;
+    let mut ops = first.ops.len();
+    let mut batch = vec![first];
+    while ops < MAX_BATCH_OPS {
+        match jobs.try_recv() {
+            Ok(job) => {
+                ops += job.ops.len();
+                batch.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    metrics::histogram!("folio_ledger_batch_ops").record(ops as f64);
+    Some(batch)
 }
 
 async fn process(db: &DatabaseConnection, batch: Vec<Job>) {
@@ -232,6 +247,18 @@ async fn load(tx: &DatabaseTransaction, batch: &[Job]) -> Result<BatchState, TxE
     for account in store::lock_accounts(tx, &accounts).await? {
         state.accounts.insert(account.id.clone(), account);
     }
-    state.assets = store::asset_codes(tx).await?.into_iter().collect();
+    // The registry decides only between ASSET_NOT_FOUND and ASSET_MISMATCH,
+    // so it is read only when some transfer's asset differs from its accounts'.
+    let asset_in_doubt = batch.iter().flat_map(|job| &job.ops).any(|op| match op {
+        Op::Transfer(request) if matches!(request.kind, Kind::Posted | Kind::Pending) => {
+            [&request.debit_account_id, &request.credit_account_id]
+                .iter()
+                .any(|id| state.accounts.get(*id).is_none_or(|account| account.asset_code != request.asset_code))
+        }
+        _ => false,
+    });
+    if asset_in_doubt {
+        state.assets = store::asset_codes(tx).await?.into_iter().collect();
+    }
     Ok(state)
 }
