@@ -11,5 +11,6 @@ pub mod foundation;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod validate;
 
 pub use tokio_util::sync::CancellationToken;

@@ -1,40 +1,71 @@
 //! folio-account: customer accounts and their lifecycle (DESIGN.md section 3,
-//! `folio.account.v1.AccountService`), owning schema `account`.
+//! `folio.account.v1.AccountService`), owning schema `account`. The ledger is
+//! authoritative for status, limits and money; this service owns who an
+//! account belongs to and makes sure its ledger side is never lost or
+//! opened twice (an outbox in the same transaction as the account row).
+//!
+//! Layout: `grpc` adapts messages; `create` and `lifecycle` hold the
+//! operations; `outbox` finishes openings the ledger missed; `ledger` calls it.
 
+mod core;
+mod create;
+mod entities;
+mod grpc;
+mod ledger;
+mod lifecycle;
 mod migration;
+mod outbox;
+
+use std::time::Duration;
 
 use folio_common::{
     CancellationToken,
     cli::{NoExtraCommands, ServiceBinary},
+    client::lazy_channel,
     config::LoadedConfig,
     foundation::{Foundation, migrate_only},
     server::{RunningServer, ServerBuilder},
 };
-use folio_proto::account::account_service_server::{AccountService, AccountServiceServer};
+use folio_proto::account::account_service_server::AccountServiceServer;
+use serde::Deserialize;
 
 pub use migration::Migrator;
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "account";
 
+/// The `account` configuration section (`FOLIO__ACCOUNT__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AccountSettings {
+    /// How often the outbox worker looks for accounts to open, in milliseconds.
+    pub outbox_interval_ms: u64,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self { outbox_interval_ms: 1000 }
+    }
+}
+
 /// Starts the account service until `shutdown`.
 pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
+    let settings: AccountSettings = config.section("account")?;
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
+    let ledger = ledger::Ledger::new(lazy_channel(&common.upstreams.ledger)?, auth.tokens.clone());
+    let core = core::AccountCore::new(foundation.db.clone(), ledger);
+    outbox::spawn(core.clone(), Duration::from_millis(settings.outbox_interval_ms), shutdown.clone());
     ServerBuilder::new(SCHEMA, common.server.clone())
         .authenticate_with(auth.verifier)
-        .add_service(AccountServiceServer::new(AccountApi))
+        .add_service(
+            AccountServiceServer::new(grpc::AccountApi::new(core))
+                .max_decoding_message_size(common.server.max_message_bytes),
+        )
         .start(shutdown)
         .await
 }
-
-/// The gRPC face of the account service. Its RPCs arrive with the account
-/// issue; until then each answers UNIMPLEMENTED.
-#[derive(Clone)]
-struct AccountApi;
-
-impl AccountService for AccountApi {}
 
 /// The `folio-account` binary.
 pub struct Binary;

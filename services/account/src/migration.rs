@@ -3,12 +3,14 @@
 
 use sea_orm_migration::prelude::*;
 
+mod m0001_account_schema;
+
 /// Every migration of the `account` schema, oldest first.
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        Vec::new()
+        vec![Box::new(m0001_account_schema::Migration)]
     }
 }

@@ -36,11 +36,7 @@ pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
 }
 
 fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Status> {
-    match requested {
-        0 => Ok(default),
-        n if n < 0 => Err(fail(FolioError::invalid_field("page_size", "must not be negative"))),
-        n => Ok(u64::try_from(n).unwrap_or(max).min(max)),
-    }
+    folio_common::validate::page_size(requested, default, max).map_err(fail)
 }
 
 /// Serves `LedgerService`.

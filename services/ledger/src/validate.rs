@@ -12,24 +12,11 @@ use crate::model::{Kind, NewTransfer};
 /// Longest hold: 30 days.
 pub const MAX_TIMEOUT_SECONDS: i64 = 2_592_000;
 const MAX_DESCRIPTION_CHARS: usize = 500;
-const MAX_METADATA_KEYS: usize = 32;
-const MAX_METADATA_BYTES: usize = 4096;
 
-/// A UUID in canonical lower-case form, or `INVALID_FIELD`.
-pub fn uuid(field: &str, value: &str) -> Result<String, FolioError> {
-    uuid::Uuid::parse_str(value)
-        .map(|id| id.to_string())
-        .map_err(|_| FolioError::invalid_field(field, "must be a UUID"))
-}
+pub use folio_common::validate::{asset_code, uuid};
 
 fn optional_uuid(field: &str, value: &str) -> Result<String, FolioError> {
     if value.is_empty() { Ok(String::new()) } else { uuid(field, value) }
-}
-
-/// An asset code `[A-Z0-9]{3,12}`, or `INVALID_FIELD`.
-pub fn asset_code(field: &str, value: &str) -> Result<String, FolioError> {
-    let valid = (3..=12).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    if valid { Ok(value.to_owned()) } else { Err(FolioError::invalid_field(field, "must match [A-Z0-9]{3,12}")) }
 }
 
 /// Description and metadata within their limits.
@@ -40,17 +27,7 @@ pub fn description_and_metadata(
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(FolioError::invalid_field("description", "must be at most 500 characters"));
     }
-    if metadata.len() > MAX_METADATA_KEYS {
-        return Err(FolioError::invalid_field("metadata", "at most 32 keys"));
-    }
-    let bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if bytes > MAX_METADATA_BYTES {
-        return Err(FolioError::invalid_field("metadata", "at most 4 KiB in all"));
-    }
-    if metadata.keys().any(|k| k.is_empty()) {
-        return Err(FolioError::invalid_field("metadata", "keys must not be empty"));
-    }
-    Ok(metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    folio_common::validate::metadata("metadata", metadata)
 }
 
 /// Validates one transfer's fields (those a client sets).

@@ -1,0 +1,85 @@
+//! The outbox worker: opens in the ledger every account still PENDING
+//! because the ledger did not answer at creation, retrying with backoff. Its
+//! jobs live in the database, so they survive restarts; OpenAccount is
+//! idempotent in the ledger, so a job retried after an unknown outcome
+//! never opens an account twice.
+
+use std::time::Duration;
+
+use folio_common::error::Failure;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio_util::sync::CancellationToken;
+
+use crate::core::AccountCore;
+use crate::entities::outbox;
+use crate::ledger::{INLINE_DEADLINE, Opened};
+
+/// A claimed job is left alone by other replicas for this long.
+const CLAIM_FOR_MICROS: i64 = 30_000_000;
+const MAX_BACKOFF_MICROS: i64 = 60_000_000;
+
+/// Works the outbox every `interval` until `shutdown`.
+pub fn spawn(core: AccountCore, interval: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            if let Err(error) = pass(&core).await {
+                tracing::warn!(%error, "outbox pass failed");
+            }
+        }
+    });
+}
+
+async fn pass(core: &AccountCore) -> Result<(), Failure> {
+    let now = core.now(&core.db).await?;
+    let due = outbox::Entity::find()
+        .filter(outbox::Column::Done.eq(false))
+        .filter(outbox::Column::NextAttemptAt.lte(now))
+        .order_by_asc(outbox::Column::NextAttemptAt)
+        .limit(50)
+        .all(&core.db)
+        .await?;
+    for job in due {
+        // Claim it: only the replica whose update matches works this attempt.
+        let claimed = outbox::Entity::update_many()
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(now + CLAIM_FOR_MICROS))
+            .filter(outbox::Column::AccountId.eq(&job.account_id))
+            .filter(outbox::Column::NextAttemptAt.eq(job.next_attempt_at))
+            .exec(&core.db)
+            .await?
+            .rows_affected;
+        if claimed == 0 {
+            continue;
+        }
+        let account = core.find(&core.db, &job.account_id).await?;
+        let (error, give_up) = match core.ledger.open(&account, INLINE_DEADLINE).await {
+            Opened::Yes => {
+                core.mark_opened(&account.id).await?;
+                tracing::info!(account_id = %account.id, attempts = job.attempts + 1, "account opened by the outbox");
+                continue;
+            }
+            Opened::Unavailable(why) => (why, false),
+            Opened::Refused(error) => {
+                tracing::error!(account_id = %account.id, %error, "the ledger refused to open an account; giving up");
+                (error.to_string(), true)
+            }
+        };
+        let attempts = job.attempts.saturating_add(1);
+        let backoff = Ord::min(1_000_000i64 << attempts.clamp(0, 6), MAX_BACKOFF_MICROS);
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Attempts, Expr::value(attempts))
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(now + backoff))
+            .col_expr(outbox::Column::LastError, Expr::value(error.chars().take(500).collect::<String>()))
+            .col_expr(outbox::Column::Done, Expr::value(give_up))
+            .filter(outbox::Column::AccountId.eq(&job.account_id))
+            .exec(&core.db)
+            .await?;
+    }
+    Ok(())
+}
