@@ -81,6 +81,7 @@ reasons! {
     DependencyUnavailable => Unavailable, "DEPENDENCY_UNAVAILABLE";
     Overloaded => Unavailable, "OVERLOADED";
     NotImplemented => Unimplemented, "NOT_IMPLEMENTED";
+    DeadlineExceeded => DeadlineExceeded, "DEADLINE_EXCEEDED";
     Internal => Internal, "INTERNAL";
 }
 

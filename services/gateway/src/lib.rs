@@ -1,26 +1,93 @@
 //! folio-gateway: the one public entry point (DESIGN.md section 5). It owns
-//! no schema.
+//! no schema: it verifies tokens at the edge, rate-limits, routes the three
+//! public services to their upstreams without decoding messages, speaks
+//! gRPC-Web, and answers health and reflection for the public services only.
+
+mod proxy;
+pub mod settings;
+mod upstream;
+
+use std::time::Duration;
 
 use folio_common::{
     CancellationToken,
+    auth::VerifierSettings,
+    cache::Cache,
     cli::{NoExtraCommands, ServiceBinary},
     config::LoadedConfig,
     server::{RunningServer, ServerBuilder},
 };
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use settings::GatewaySettings;
+use upstream::Upstream;
 
 /// The gateway's name in logs, metrics and error domains.
 pub const NAME: &str = "gateway";
 
-/// Starts the gateway until `shutdown`. Routing to the upstreams arrives with
-/// the gateway issue; until then it answers health and reflection (public
-/// services only).
+/// Starts the gateway until `shutdown`.
 pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
-    let mut builder =
-        ServerBuilder::new(NAME, config.common.server.clone()).descriptor_set(folio_proto::PUBLIC_FILE_DESCRIPTOR_SET);
+    let common = &config.common;
+    let settings: GatewaySettings = config.section("gateway")?;
+    let cache = Cache::from_settings(&common.redis).await?;
+    let auth = folio_common::auth::remote_auth(common, VerifierSettings::default())?;
+    auth.verifier.spawn_refresh(Some(cache.clone()), shutdown.clone());
+    let resolve = Duration::from_millis(settings.resolve_interval_ms);
+    let eject = Duration::from_millis(settings.eject_for_ms);
+    let upstreams = &common.upstreams;
+    let routes = vec![
+        (
+            "/folio.auth.v1.AuthService/",
+            Upstream::start("auth", &upstreams.auth, resolve, eject, shutdown.clone()).await,
+        ),
+        (
+            "/folio.account.v1.AccountService/",
+            Upstream::start("account", &upstreams.account, resolve, eject, shutdown.clone()).await,
+        ),
+        (
+            "/folio.ledger.v1.LedgerService/",
+            Upstream::start("ledger", &upstreams.ledger, resolve, eject, shutdown.clone()).await,
+        ),
+    ];
+    let proxy = proxy::Proxy::new(proxy::ProxyConfig {
+        routes,
+        cache,
+        limits: settings.rate_limit.clone(),
+        max_deadline: Duration::from_millis(settings.max_deadline_ms),
+        max_message_bytes: common.server.max_message_bytes,
+    });
+    let mut builder = ServerBuilder::new(NAME, common.server.clone())
+        .descriptor_set(folio_proto::PUBLIC_FILE_DESCRIPTOR_SET)
+        .authenticate_with(auth.verifier)
+        .grpc_web(cors(&settings.cors_allowed_origins)?)
+        .fallback(proxy);
     for service in folio_proto::PUBLIC_SERVICES {
         builder = builder.advertise(service);
     }
     builder.start(shutdown).await
+}
+
+fn cors(origins: &str) -> anyhow::Result<CorsLayer> {
+    let origins: Vec<&str> = origins.split(',').map(str::trim).filter(|o| !o.is_empty()).collect();
+    let allow = if origins == ["*"] {
+        AllowOrigin::any()
+    } else {
+        let parsed =
+            origins.iter().map(|o| http::HeaderValue::from_str(o)).collect::<Result<Vec<_>, _>>().map_err(|_| {
+                anyhow::anyhow!("invalid configuration: `gateway.cors_allowed_origins` holds an invalid origin")
+            })?;
+        AllowOrigin::list(parsed)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers([
+            http::HeaderName::from_static("grpc-status"),
+            http::HeaderName::from_static("grpc-message"),
+            http::HeaderName::from_static("grpc-status-details-bin"),
+            http::HeaderName::from_static("x-request-id"),
+        ]))
 }
 
 /// The `folio-gateway` binary.

@@ -17,7 +17,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use admin::{Readiness, prometheus};
-pub use observe::ObserveLayer;
+pub use observe::{CallStarted, ObserveLayer};
 pub use shed::ShedLayer;
 
 use crate::auth::{AuthLayer, TokenVerifier};
@@ -32,6 +32,8 @@ pub struct ServerBuilder {
     admin_routes: axum::Router,
     verifier: Option<TokenVerifier>,
     descriptor_set: &'static [u8],
+    fallback: Option<Box<dyn FnOnce(axum::Router) -> axum::Router + Send>>,
+    browser: Option<tower_http::cors::CorsLayer>,
 }
 
 /// A started server.
@@ -61,6 +63,8 @@ impl ServerBuilder {
             admin_routes: axum::Router::new(),
             verifier: None,
             descriptor_set: folio_proto::FILE_DESCRIPTOR_SET,
+            fallback: None,
+            browser: None,
         }
     }
 
@@ -97,6 +101,24 @@ impl ServerBuilder {
     /// Adds routes to the admin HTTP listener.
     pub fn admin_routes(mut self, routes: axum::Router) -> Self {
         self.admin_routes = self.admin_routes.merge(routes);
+        self
+    }
+
+    /// Every path no service claims goes to `service` (the gateway's proxy)
+    /// instead of answering UNIMPLEMENTED.
+    pub fn fallback<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<axum::body::Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.fallback = Some(Box::new(move |router: axum::Router| router.fallback_service(service)));
+        self
+    }
+
+    /// Also accept HTTP/1.1 and translate gRPC-Web, with `cors` for browsers.
+    pub fn grpc_web(mut self, cors: tower_http::cors::CorsLayer) -> Self {
+        self.browser = Some(cors);
         self
     }
 
@@ -142,15 +164,22 @@ impl ServerBuilder {
             .add_service(health_service)
             .add_service(reflection_v1.build_v1().context("building reflection v1")?)
             .add_service(reflection_v1alpha.build_v1alpha().context("building reflection v1alpha")?);
-        let routes = routes.routes();
+        let mut routes = routes.routes();
+        if let Some(fallback) = self.fallback {
+            routes = tonic::service::Routes::from(fallback(routes.into_axum_router()));
+        }
+        let web = self.browser.is_some();
 
         let layers = ServiceBuilder::new()
+            .option_layer(self.browser)
+            .option_layer(web.then(tonic_web::GrpcWebLayer::new))
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(ObserveLayer::new(self.service))
             .layer(ShedLayer::new(self.settings.max_concurrent_requests, domain))
             .option_layer(self.verifier.map(|verifier| AuthLayer::new(verifier, domain)));
         let grpc = tonic::transport::Server::builder()
+            .accept_http1(web)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .layer(layers)

@@ -17,6 +17,11 @@ use tracing::Instrument;
 
 use crate::telemetry::adopt_remote_parent;
 
+/// When a call arrived, in the request's extensions: deadlines measured by
+/// inner layers count from here, as tonic's own `grpc-timeout` timer does.
+#[derive(Debug, Clone, Copy)]
+pub struct CallStarted(pub Instant);
+
 /// See the module docs.
 #[derive(Clone, Copy)]
 pub struct ObserveLayer {
@@ -60,9 +65,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        request.extensions_mut().insert(CallStarted(Instant::now()));
         let method = request.uri().path().to_owned();
         let request_id =
             request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
