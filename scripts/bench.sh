@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 seconds=${BENCH_SECONDS:-10}
 ceiling_script=../shared/bench/pg_ceiling.sh
 
-cargo build --quiet --release -p folio-bench -p folio-ledger
+cargo build --quiet --release -p folio-bench -p folio-ledger -p folio-gateway
 echo "# $(date -u +%FT%TZ) $(nproc) cores, PostgreSQL synchronous_commit=$(psql -h 127.0.0.1 -U postgres -Atc 'show synchronous_commit')"
 single=0
 batched=0

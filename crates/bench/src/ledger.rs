@@ -25,6 +25,8 @@ const ADMIN_ID: &str = "bench-admin";
 const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
 const LEDGER_ID: &str = "folio-ledger";
 const LEDGER_SECRET: &str = "bench-ledger-secret-0123456789abcdef-01234";
+const GATEWAY_ID: &str = "folio-gateway";
+const GATEWAY_SECRET: &str = "bench-gateway-secret-0123456789abcdef-0123";
 
 /// The ceiling figures measured just before, for the ratios.
 pub struct Ceiling {
@@ -50,11 +52,13 @@ pub async fn run(
     accounts: usize,
     ceiling: Ceiling,
     ledger_binary: &str,
+    gateway_binary: &str,
 ) -> anyhow::Result<()> {
     let db = TestDatabase::postgres().await;
     let dir = tempfile::tempdir()?;
     let services = format!(
-        "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:write ledger:read;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal"
+        "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:write ledger:read;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal;\
+         {GATEWAY_ID}:{GATEWAY_SECRET}:auth:internal"
     );
     let env = [
         ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
@@ -108,9 +112,41 @@ pub async fn run(
     report("ledger batch-100 x1", &batched, ceiling.batched, "ceiling batched", 0.5);
     let batched4 = batches(&channels, &token, 4, phase, ids.clone()).await?;
     report("ledger batch-100 x4", &batched4, ceiling.batched, "ceiling batched", 0.5);
-    let hot = per_rpc(&channels, &token, callers, phase, ids, true).await?;
+    let hot = per_rpc(&channels, &token, callers, phase, ids.clone(), true).await?;
     report("ledger hot-account", &hot, uniform.transfers_per_sec, "uniform", 0.8);
     println!("ledger peak_rss_mib={:.1}", peak_rss_mib(pid));
+
+    // The gateway in front of the same ledger: GetBalance direct and through it.
+    let ledger_addr = ledger.grpc_addr.to_string();
+    let gateway = SpawnedBinary::start(
+        gateway_binary,
+        dir.path(),
+        &[
+            ("FOLIO__UPSTREAMS__AUTH", auth_addr.as_str()),
+            ("FOLIO__UPSTREAMS__LEDGER", ledger_addr.as_str()),
+            ("FOLIO__SERVICE_CLIENT__ID", GATEWAY_ID),
+            ("FOLIO__SERVICE_CLIENT__SECRET", GATEWAY_SECRET),
+            ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
+            // One principal drives all the load: measure forwarding, not the limiter's refusals.
+            ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_RPS", "1000000"),
+            ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_BURST", "1000000"),
+        ],
+    )
+    .await;
+    let gateway_pid = gateway.child.id().unwrap_or_default();
+    let through: Vec<Channel> = (0..8)
+        .map(|_| folio_common::client::lazy_channel(&gateway.grpc_addr.to_string()))
+        .collect::<anyhow::Result<_>>()?;
+    wait_until_ready(&through[0], &token).await?;
+    let direct = balances(&channels, &token, callers, phase, ids.clone()).await?;
+    let via = balances(&through, &token, callers, phase, ids.clone()).await?;
+    report("get_balance direct", &direct, direct.transfers_per_sec, "direct", 1.0);
+    report("get_balance gateway", &via, direct.transfers_per_sec, "direct", 0.8);
+    println!(
+        "gateway added_p50_ms={:.2} peak_rss_mib={:.1} (targets: added p50 <= 0.5, rss <= 64)",
+        via.latencies.percentile_ms(50.0) - direct.latencies.percentile_ms(50.0),
+        peak_rss_mib(gateway_pid)
+    );
     let (_, metrics) = folio_testkit::probe::http_get(ledger.admin_addr, "/metrics").await;
     let value = |name: &str| -> f64 {
         metrics
@@ -156,14 +192,16 @@ fn peak_rss_mib(pid: u32) -> f64 {
 }
 
 async fn wait_until_ready(channel: &Channel, token: &str) -> anyhow::Result<()> {
+    let mut last = None;
     for _ in 0..200 {
         let mut client = LedgerServiceClient::new(channel.clone());
-        if client.list_assets(bearer(Default::default(), token)?).await.is_ok() {
-            return Ok(());
+        match client.list_assets(bearer(Default::default(), token)?).await {
+            Ok(_) => return Ok(()),
+            Err(status) => last = Some(status),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::bail!("the ledger never accepted the benchmark's token")
+    anyhow::bail!("the service never accepted the benchmark's token: {last:?}")
 }
 
 async fn open_accounts(channels: &[Channel], token: &str, count: usize) -> anyhow::Result<Vec<String>> {
@@ -237,6 +275,25 @@ async fn per_rpc(
                 ..Default::default()
             };
             client.create_transfer(bearer(request, &token)?).await?;
+            Ok(1)
+        })
+    })
+    .await
+}
+
+async fn balances(
+    channels: &[Channel],
+    token: &str,
+    callers: usize,
+    phase: Duration,
+    ids: Arc<Vec<String>>,
+) -> anyhow::Result<Run> {
+    drive(channels, token, callers, phase, move |mut client, token| {
+        let ids = ids.clone();
+        Box::pin(async move {
+            let account_id = ids[rand::random::<u64>() as usize % ids.len()].clone();
+            let request = folio_proto::ledger::GetBalanceRequest { account_id, as_of: None };
+            client.get_balance(bearer(request, &token)?).await?;
             Ok(1)
         })
     })

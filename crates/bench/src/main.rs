@@ -26,7 +26,7 @@ enum Suite {
         #[arg(long, default_value_t = 64)]
         logins: usize,
     },
-    /// Transfers per second against the PostgreSQL ceiling.
+    /// Transfers per second against the PostgreSQL ceiling; GetBalance direct and through the gateway.
     Ledger {
         /// Seconds per phase.
         #[arg(long, default_value_t = 10)]
@@ -46,6 +46,9 @@ enum Suite {
         /// The ledger binary to run.
         #[arg(long, default_value = "target/release/folio-ledger")]
         binary: String,
+        /// The gateway binary to run.
+        #[arg(long, default_value = "target/release/folio-gateway")]
+        gateway_binary: String,
     },
 }
 
@@ -53,9 +56,10 @@ enum Suite {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().suite {
         Suite::Auth { seconds, logins } => auth::run(std::time::Duration::from_secs(seconds), logins).await,
-        Suite::Ledger { seconds, callers, accounts, ceiling_single, ceiling_batched, binary } => {
+        Suite::Ledger { seconds, callers, accounts, ceiling_single, ceiling_batched, binary, gateway_binary } => {
             let ceiling = ledger::Ceiling { single: ceiling_single, batched: ceiling_batched };
-            ledger::run(std::time::Duration::from_secs(seconds), callers, accounts, ceiling, &binary).await
+            let phase = std::time::Duration::from_secs(seconds);
+            ledger::run(phase, callers, accounts, ceiling, &binary, &gateway_binary).await
         }
     }
 }
