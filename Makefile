@@ -11,9 +11,11 @@ BUF := $(TOOLS)/node_modules/.bin/buf
 run:
 	@bash scripts/run.sh
 
-## Every test of the workspace (needs PostgreSQL and Redis on 127.0.0.1; see README).
+## Every test: the workspace (needs PostgreSQL and Redis on 127.0.0.1), then the
+## deployment manifests (needs kubectl and `pip install kubernetes-validate pyyaml`).
 test:
 	$(CARGO) nextest run --workspace --no-fail-fast
+	python3 deploy/tests/check_manifests.py
 
 ## buf lint (STANDARD + COMMENTS), clippy with warnings denied, rustfmt check.
 lint: $(BUF)
