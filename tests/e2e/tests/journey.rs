@@ -1,0 +1,276 @@
+//! The customer journey through the gateway only, with auth, account, ledger
+//! and gateway running as real processes: on PostgreSQL with Redis, and on
+//! the embedded defaults (a SQLite file per service, in-process cache).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use folio_common::{client::lazy_channel, error::reason_of};
+use folio_proto::{
+    account::{CreateAccountRequest, GetAccountRequest, account_service_client::AccountServiceClient},
+    auth::{
+        GetCurrentUserRequest, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
+        auth_service_client::AuthServiceClient,
+    },
+    ledger::{
+        AccountKind, CreateTransferRequest, ListTransfersRequest, TransferKind, TransferStatus,
+        ledger_service_client::LedgerServiceClient,
+    },
+};
+use folio_testkit::{TestDatabase, probe::SpawnedBinary, unique};
+use tonic::{Request, transport::Channel};
+
+const OPERATOR_EMAIL: &str = "operator@folio.e2e";
+const OPERATOR_PASSWORD: &str = "e2e Admin passphrase 2026";
+const PASSWORD: &str = "Correct horse battery staple 9";
+
+fn binary(name: &str) -> String {
+    // Test binaries live in target/<profile>/deps; the services' binaries one level up.
+    let exe = std::env::current_exe().unwrap();
+    let dir: PathBuf = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built (run through `make test`)", path.display());
+    path.display().to_string()
+}
+
+struct Suite {
+    gateway: SocketAddr,
+    _processes: Vec<SpawnedBinary>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn start(database: Option<&TestDatabase>, redis: Option<String>) -> Suite {
+    let secrets =
+        [("account", unique("acct-secret-")), ("ledger", unique("ledger-secret-")), ("gateway", unique("gw-secret-"))];
+    let declared = format!(
+        "folio-account:{}:ledger:admin ledger:read auth:internal;folio-ledger:{}:auth:internal;folio-gateway:{}:auth:internal",
+        secrets[0].1, secrets[1].1, secrets[2].1
+    );
+    let mut common: Vec<(String, String)> = Vec::new();
+    if let Some(db) = database {
+        common.push(("FOLIO__DATABASE__URL".into(), db.url.clone()));
+    }
+    if let Some(redis) = redis {
+        common.push(("FOLIO__REDIS__URL".into(), redis));
+    }
+    let mut dirs = Vec::new();
+    let mut processes: Vec<SpawnedBinary> = Vec::new();
+    let mut spawn = |name: &str, extra: Vec<(String, String)>| {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(String, String)> = common.iter().cloned().chain(extra).collect();
+        let path = dir.path().to_path_buf();
+        dirs.push(dir);
+        let binary = binary(&format!("folio-{name}"));
+        async move {
+            let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            SpawnedBinary::start(&binary, &path, &pairs).await
+        }
+    };
+    let auth = spawn(
+        "auth",
+        vec![
+            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY".into(), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
+            ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL".into(), OPERATOR_EMAIL.into()),
+            ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD".into(), OPERATOR_PASSWORD.into()),
+            ("FOLIO__AUTH__SERVICE_ACCOUNTS".into(), declared),
+        ],
+    )
+    .await;
+    let auth_addr = auth.grpc_addr.to_string();
+    processes.push(auth);
+    let client = |name: &str, secret: &str| {
+        vec![
+            ("FOLIO__UPSTREAMS__AUTH".to_owned(), auth_addr.clone()),
+            ("FOLIO__SERVICE_CLIENT__ID".to_owned(), format!("folio-{name}")),
+            ("FOLIO__SERVICE_CLIENT__SECRET".to_owned(), secret.to_owned()),
+        ]
+    };
+    let mut ledger_env = client("ledger", &secrets[1].1);
+    ledger_env.push(("FOLIO__LEDGER__BOOTSTRAP_ASSETS".into(), "USD:2,EUR:2".into()));
+    let ledger = spawn("ledger", ledger_env).await;
+    let ledger_addr = ledger.grpc_addr.to_string();
+    processes.push(ledger);
+    let mut account_env = client("account", &secrets[0].1);
+    account_env.push(("FOLIO__UPSTREAMS__LEDGER".into(), ledger_addr.clone()));
+    let account = spawn("account", account_env).await;
+    let account_addr = account.grpc_addr.to_string();
+    processes.push(account);
+    let mut gateway_env = client("gateway", &secrets[2].1);
+    gateway_env.push(("FOLIO__UPSTREAMS__LEDGER".into(), ledger_addr));
+    gateway_env.push(("FOLIO__UPSTREAMS__ACCOUNT".into(), account_addr));
+    let gateway = spawn("gateway", gateway_env).await;
+    let gateway_addr = gateway.grpc_addr;
+    processes.push(gateway);
+    Suite { gateway: gateway_addr, _processes: processes, _dirs: dirs }
+}
+
+fn bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// Retries while the services finish their first revocation poll.
+async fn eventually<T, F, Fut>(mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut last = None;
+    for _ in 0..100 {
+        match call().await {
+            Ok(value) => return value,
+            Err(status) if status.code() == tonic::Code::Unavailable => last = Some(status),
+            Err(status) => panic!("{status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("still unavailable: {last:?}");
+}
+
+async fn journey(suite: &Suite) {
+    let channel: Channel = lazy_channel(&suite.gateway.to_string()).unwrap();
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let mut accounts = AccountServiceClient::new(channel.clone());
+    let mut ledger = LedgerServiceClient::new(channel.clone());
+
+    let email = format!("{}@example.com", unique("alice"));
+    eventually(|| {
+        let mut auth = auth.clone();
+        let request = RegisterRequest { email: email.clone(), password: PASSWORD.into(), display_name: "Alice".into() };
+        async move { auth.register(request).await }
+    })
+    .await;
+    let alice =
+        auth.login(LoginRequest { email: email.clone(), password: PASSWORD.into() }).await.unwrap().into_inner();
+    let operator = auth
+        .login(LoginRequest { email: OPERATOR_EMAIL.into(), password: OPERATOR_PASSWORD.into() })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let create = |name: &str| CreateAccountRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        asset_code: "USD".into(),
+        display_name: name.into(),
+        ..Default::default()
+    };
+    let checking = eventually(|| {
+        let mut accounts = accounts.clone();
+        let request = bearer(create("Checking"), &alice.access_token);
+        async move { accounts.create_account(request).await }
+    })
+    .await
+    .into_inner()
+    .account
+    .unwrap();
+    let savings = accounts
+        .create_account(bearer(create("Savings"), &alice.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    let funding = CreateAccountRequest {
+        owner_id: operator.user.clone().unwrap().id,
+        kind: AccountKind::System as i32,
+        ..create("Bank funding")
+    };
+    let bank =
+        accounts.create_account(bearer(funding, &operator.access_token)).await.unwrap().into_inner().account.unwrap();
+
+    let transfer = |debit: &str, credit: &str, amount: i64, kind: TransferKind| CreateTransferRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+        debit_account_id: debit.into(),
+        credit_account_id: credit.into(),
+        amount,
+        asset_code: "USD".into(),
+        kind: kind as i32,
+        timeout_seconds: if kind == TransferKind::Pending { 600 } else { 0 },
+        ..Default::default()
+    };
+    ledger
+        .create_transfer(bearer(transfer(&bank.id, &checking.id, 10_000, TransferKind::Posted), &operator.access_token))
+        .await
+        .unwrap();
+    ledger
+        .create_transfer(bearer(transfer(&checking.id, &savings.id, 2_500, TransferKind::Posted), &alice.access_token))
+        .await
+        .unwrap();
+    let hold = ledger
+        .create_transfer(bearer(transfer(&checking.id, &bank.id, 1_000, TransferKind::Pending), &alice.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .transfer
+        .unwrap();
+    let post = CreateTransferRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+        pending_id: hold.id.clone(),
+        kind: TransferKind::PostPending as i32,
+        amount: 600,
+        ..Default::default()
+    };
+    ledger.create_transfer(bearer(post, &alice.access_token)).await.unwrap();
+
+    let statement = ledger
+        .list_transfers(bearer(
+            ListTransfersRequest { account_id: checking.id.clone(), ..Default::default() },
+            &alice.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(statement.len(), 4, "funding, transfer, hold, post");
+    assert_eq!(statement[2].transfer.as_ref().unwrap().status, TransferStatus::PostedFromPending as i32);
+    assert_eq!(statement.last().unwrap().balance_after.as_ref().unwrap().posted, 10_000 - 2_500 - 600);
+
+    let balance = |id: String, token: String| {
+        let mut accounts = accounts.clone();
+        async move {
+            accounts
+                .get_account(bearer(GetAccountRequest { account_id: id }, &token))
+                .await
+                .unwrap()
+                .into_inner()
+                .balance
+                .unwrap()
+        }
+    };
+    assert_eq!(balance(checking.id.clone(), alice.access_token.clone()).await.available, 6_900);
+    assert_eq!(balance(savings.id.clone(), alice.access_token.clone()).await.posted, 2_500);
+    assert_eq!(balance(bank.id.clone(), operator.access_token.clone()).await.posted, -10_000 + 600);
+
+    let refreshed =
+        auth.refresh(RefreshRequest { refresh_token: alice.refresh_token.clone() }).await.unwrap().into_inner();
+    auth.get_current_user(bearer(GetCurrentUserRequest {}, &refreshed.access_token)).await.unwrap();
+    auth.logout(bearer(LogoutRequest {}, &refreshed.access_token)).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        match ledger
+            .list_transfers(bearer(
+                ListTransfersRequest { account_id: checking.id.clone(), ..Default::default() },
+                &refreshed.access_token,
+            ))
+            .await
+        {
+            Err(status) if reason_of(&status).as_deref() == Some("TOKEN_REVOKED") => break,
+            other => assert!(started.elapsed() < Duration::from_secs(5), "the revoked token still works: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_journey_on_postgres_and_redis() {
+    let db = TestDatabase::postgres().await;
+    let suite = start(Some(&db), Some(format!("{}/5", folio_testkit::redis_url()))).await;
+    journey(&suite).await;
+}
+
+#[tokio::test]
+async fn the_journey_on_the_embedded_defaults() {
+    let suite = start(None, None).await;
+    journey(&suite).await;
+}
