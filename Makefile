@@ -5,7 +5,7 @@ BUF_VERSION := 1.75.0
 TOOLS := .tools
 BUF := $(TOOLS)/node_modules/.bin/buf
 
-.PHONY: run test lint fmt bench tools build clean-data
+.PHONY: run test lint fmt bench tools build clean-data client-check
 
 ## Build and start auth, account, ledger and gateway on the embedded defaults.
 run:
@@ -16,6 +16,11 @@ run:
 test:
 	$(CARGO) nextest run --workspace --no-fail-fast
 	python3 deploy/tests/check_manifests.py
+
+## A Python client generated from proto/ runs the customer journey against
+## `make run` (started and stopped here, on a throw-away data directory).
+client-check:
+	@bash scripts/client-check.sh
 
 ## buf lint (STANDARD + COMMENTS), clippy with warnings denied, rustfmt check.
 lint: $(BUF)
