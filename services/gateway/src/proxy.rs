@@ -212,6 +212,9 @@ impl Proxy {
             *outgoing.version_mut() = http::Version::HTTP_2;
             *outgoing.headers_mut() = parts.headers.clone();
             outgoing.headers_mut().remove(http::header::HOST);
+            // The gateway's span becomes the upstream's parent (a caller's
+            // traceparent passes through untouched when tracing is off).
+            folio_common::telemetry::inject_trace_context(outgoing.headers_mut());
             match self.client.request(outgoing).await {
                 Ok(response) => return response.map(Body::new),
                 Err(error) if error.is_connect() => {
