@@ -167,3 +167,22 @@ async fn tokens_are_refused_when_revocations_cannot_be_refreshed() {
     assert!(f.verifier.refresh_revocations().await.is_err(), "the stand-in is gone");
     assert_eq!(refused_with(&f.verifier, &token).await, Reason::DependencyUnavailable);
 }
+
+#[tokio::test]
+async fn a_token_verified_once_still_expires_and_is_still_revocable() {
+    let f = fixture(VerifierSettings { leeway: Duration::ZERO, ..Default::default() }).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = TestClaims { exp: now + 1, ..TestClaims::user("user-1", &["customer"]) };
+    let token = f.keys.sign(&claims);
+    f.verifier.verify(&token).await.expect("valid now");
+    f.verifier.verify(&token).await.expect("valid again (from the verified cache)");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(refused_with(&f.verifier, &token).await, Reason::TokenExpired);
+
+    let second = TestClaims::user("user-2", &["customer"]);
+    let token = f.keys.sign(&second);
+    f.verifier.verify(&token).await.expect("valid");
+    f.stub.revoke_session(second.sid.as_deref().expect("sid"));
+    f.verifier.refresh_revocations().await.expect("poll");
+    assert_eq!(refused_with(&f.verifier, &token).await, Reason::TokenRevoked, "the cache never skips revocation");
+}

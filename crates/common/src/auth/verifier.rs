@@ -69,7 +69,13 @@ struct Keys {
     fetched_at: Option<Instant>,
 }
 
+/// Tokens whose signature and claims already verified, by the token text:
+/// a repeated token skips the Ed25519 check and the JSON parse (revocation
+/// is still checked on every call). Bounded; cleared when full.
+const VERIFIED_CACHE_LIMIT: usize = 50_000;
+
 struct Inner {
+    verified: RwLock<HashMap<String, AccessClaims>>,
     settings: VerifierSettings,
     key_source: Arc<dyn KeySource>,
     revocation_source: Arc<dyn RevocationSource>,
@@ -104,6 +110,7 @@ impl TokenVerifier {
         validation.leeway = settings.leeway.as_secs();
         Self {
             inner: Arc::new(Inner {
+                verified: RwLock::new(HashMap::new()),
                 settings,
                 key_source,
                 revocation_source,
@@ -117,6 +124,31 @@ impl TokenVerifier {
 
     /// Verifies `token` and returns its principal, or the reason it is refused.
     pub async fn verify(&self, token: &str) -> Result<Principal, FolioError> {
+        let cached = self.inner.verified.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).cloned();
+        let claims = match cached {
+            Some(claims) => {
+                let now = chrono::Utc::now().timestamp();
+                let leeway = i64::try_from(self.inner.settings.leeway.as_secs()).unwrap_or(0);
+                if claims.exp + leeway <= now {
+                    return Err(FolioError::new(Reason::TokenExpired, "the access token has expired"));
+                }
+                claims
+            }
+            None => {
+                let claims = self.verify_signature_and_claims(token).await?;
+                let mut verified = self.inner.verified.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if verified.len() >= VERIFIED_CACHE_LIMIT {
+                    verified.clear();
+                }
+                verified.insert(token.to_owned(), claims.clone());
+                claims
+            }
+        };
+        self.check_revocation(&claims)?;
+        Ok(Principal::from_claims(claims))
+    }
+
+    async fn verify_signature_and_claims(&self, token: &str) -> Result<AccessClaims, FolioError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("the token is not a well-formed JWT"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(invalid("the token's algorithm is not allowed"));
@@ -141,8 +173,7 @@ impl TokenVerifier {
         if lifetime < 0 || lifetime.unsigned_abs() > MAX_ACCESS_TOKEN_LIFETIME.as_secs() {
             return Err(invalid("the token's lifetime exceeds 15 minutes"));
         }
-        self.check_revocation(&claims)?;
-        Ok(Principal::from_claims(claims))
+        Ok(claims)
     }
 
     fn check_revocation(&self, claims: &AccessClaims) -> Result<(), FolioError> {
