@@ -8,8 +8,10 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod foundation;
+pub mod paging;
 pub mod server;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
 pub mod validate;
 

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use folio_common::{
     db::{RetryPolicy, TxError, run_in_tx},
     error::{Failure, FolioError, Reason},
@@ -89,7 +88,7 @@ impl AccountCore {
         if let Some(status) = status {
             query = query.filter(accounts::Column::Status.eq(status));
         }
-        if let Some((at, id)) = decode_token(token)? {
+        if let Some((at, id)) = folio_common::paging::decode_token(token)? {
             query = query.filter(
                 accounts::Column::CreatedAt
                     .gt(at)
@@ -99,7 +98,7 @@ impl AccountCore {
         let mut page = query.limit(limit + 1).all(&self.db).await?;
         let next = if page.len() as u64 > limit {
             page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            page.last().map(|a| URL_SAFE_NO_PAD.encode(format!("{}:{}", a.created_at, a.id))).unwrap_or_default()
+            page.last().map(|a| folio_common::paging::encode_token(a.created_at, &a.id)).unwrap_or_default()
         } else {
             String::new()
         };
@@ -221,14 +220,4 @@ impl AccountCore {
         })
         .await?)
     }
-}
-
-fn decode_token(token: &str) -> Result<Option<(i64, String)>, Failure> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || Failure::from(FolioError::invalid_field("page_token", "is not a token this service issued"));
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?).map_err(|_| invalid())?;
-    let (at, id) = text.split_once(':').ok_or_else(invalid)?;
-    Ok(Some((at.parse().map_err(|_| invalid())?, id.to_owned())))
 }

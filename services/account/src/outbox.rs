@@ -21,14 +21,9 @@ const MAX_BACKOFF_MICROS: i64 = 60_000_000;
 
 /// Works the outbox every `interval` until `shutdown`.
 pub fn spawn(core: AccountCore, interval: Duration, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = every.tick() => {}
-            }
+    folio_common::tasks::spawn_every(interval, shutdown, move || {
+        let core = core.clone();
+        async move {
             if let Err(error) = pass(&core).await {
                 tracing::warn!(%error, "outbox pass failed");
             }

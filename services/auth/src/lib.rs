@@ -132,13 +132,9 @@ fn jwks_route(keyring: Keyring) -> axum::Router {
 
 /// Deletes lapsed revocations every minute.
 fn spawn_housekeeping(db: sea_orm::DatabaseConnection, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = every.tick() => {}
-            }
+    folio_common::tasks::spawn_every(std::time::Duration::from_secs(60), shutdown, move || {
+        let db = db.clone();
+        async move {
             let purged = match folio_common::db::now(&db).await {
                 Ok(now) => store::revocations::purge_lapsed(&db, now.timestamp_micros()).await,
                 Err(error) => Err(error),

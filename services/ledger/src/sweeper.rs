@@ -16,26 +16,23 @@ const PER_PASS: u64 = 1000;
 
 /// Sweeps every `interval` until `shutdown`.
 pub fn spawn(db: DatabaseConnection, writer: Writer, interval: Duration, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = every.tick() => {}
-            }
-            match reads::expired_holds(&db, PER_PASS).await {
-                Ok(holds) if holds.is_empty() => {}
-                Ok(holds) => {
-                    let count = holds.len();
-                    let ops = holds.into_iter().map(Op::Expire).collect();
-                    match writer.submit(ops, false, Actor::system()).await {
-                        Ok(_) => metrics::counter!("folio_ledger_holds_expired_total").increment(count as u64),
-                        Err(error) => tracing::warn!(%error, "releasing expired holds failed; next pass retries"),
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "finding expired holds failed"),
+    folio_common::tasks::spawn_every(interval, shutdown, move || {
+        let (db, writer) = (db.clone(), writer.clone());
+        async move { sweep(&db, &writer).await }
+    });
+}
+
+async fn sweep(db: &DatabaseConnection, writer: &Writer) {
+    match reads::expired_holds(db, PER_PASS).await {
+        Ok(holds) if holds.is_empty() => {}
+        Ok(holds) => {
+            let count = holds.len();
+            let ops = holds.into_iter().map(Op::Expire).collect();
+            match writer.submit(ops, false, Actor::system()).await {
+                Ok(_) => metrics::counter!("folio_ledger_holds_expired_total").increment(count as u64),
+                Err(error) => tracing::warn!(%error, "releasing expired holds failed; next pass retries"),
             }
         }
-    });
+        Err(error) => tracing::warn!(%error, "finding expired holds failed"),
+    }
 }

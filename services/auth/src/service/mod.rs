@@ -8,7 +8,6 @@ pub mod users;
 
 use std::sync::Arc;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use folio_common::{
     auth::{Principal, REVOCATION_CHANNEL, roles},
     cache::Cache,
@@ -88,29 +87,31 @@ pub fn normalize_email(email: &str) -> Result<String, Failure> {
     if valid { Ok(email) } else { Err(FolioError::invalid_field("email", "must be an email address").into()) }
 }
 
-/// Page size within `1..=max`, `default` when unset.
 fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Failure> {
-    match requested {
-        0 => Ok(default),
-        n if n < 0 => Err(FolioError::invalid_field("page_size", "must not be negative").into()),
-        n => Ok(u64::try_from(n).unwrap_or(max).min(max)),
-    }
-}
-
-/// Opaque page token for keyset pagination on (time, id).
-fn encode_page_token(at: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
+    Ok(folio_common::paging::page_size(requested, default, max)?)
 }
 
 fn decode_page_token(token: &str) -> Result<Option<(i64, String)>, Failure> {
-    if token.is_empty() {
-        return Ok(None);
+    Ok(folio_common::paging::decode_token(token)?)
+}
+
+use folio_common::paging::encode_token as encode_page_token;
+
+/// The given `values`, deduplicated, each one of `allowed`; at least one.
+fn known_subset(field: &str, values: &[String], allowed: &[&'static str]) -> Result<Vec<&'static str>, Failure> {
+    let mut chosen: Vec<&'static str> = Vec::new();
+    for value in values {
+        let Some(known) = allowed.iter().find(|a| **a == value.as_str()) else {
+            return Err(FolioError::invalid_field(field, format!("unknown value {value:?}")).into());
+        };
+        if !chosen.contains(known) {
+            chosen.push(known);
+        }
     }
-    let invalid = || Failure::from(FolioError::invalid_field("page_token", "is not a token this service issued"));
-    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(raw).map_err(|_| invalid())?;
-    let (at, id) = text.split_once(':').ok_or_else(invalid)?;
-    Ok(Some((at.parse().map_err(|_| invalid())?, id.to_owned())))
+    if chosen.is_empty() {
+        return Err(FolioError::invalid_field(field, "at least one value is required").into());
+    }
+    Ok(chosen)
 }
 
 /// Parses a UUID field or answers `INVALID_FIELD`.

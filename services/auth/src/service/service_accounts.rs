@@ -11,7 +11,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::{AuthCore, decode_page_token, encode_page_token, page_size, require_operator};
+use super::{AuthCore, decode_page_token, encode_page_token, known_subset, page_size, require_operator};
 use crate::domain::tokens::{AccessToken, Subject, hashes_equal, new_client_secret, secret_hash};
 use crate::settings::DeclaredServiceAccount;
 use crate::store::{
@@ -29,19 +29,7 @@ pub fn scopes_of(account: &ServiceAccount) -> Vec<String> {
 }
 
 fn validate_scopes(requested: &[String]) -> Result<String, Failure> {
-    let mut granted: Vec<&str> = Vec::new();
-    for scope in requested {
-        let Some(known) = scopes::ALL.iter().find(|s| **s == scope.as_str()) else {
-            return Err(FolioError::invalid_field("scopes", format!("unknown scope {scope:?}")).into());
-        };
-        if !granted.contains(known) {
-            granted.push(known);
-        }
-    }
-    if granted.is_empty() {
-        return Err(FolioError::invalid_field("scopes", "at least one scope is required").into());
-    }
-    Ok(granted.join(" "))
+    Ok(known_subset("scopes", requested, scopes::ALL)?.join(" "))
 }
 
 impl AuthCore {

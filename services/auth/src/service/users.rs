@@ -13,7 +13,10 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::{AuthCore, decode_page_token, encode_page_token, normalize_email, page_size, parse_id, require_operator};
+use super::{
+    AuthCore, decode_page_token, encode_page_token, known_subset, normalize_email, page_size, parse_id,
+    require_operator,
+};
 use crate::domain::password_policy;
 use crate::store::{
     audit::{self, Action},
@@ -224,18 +227,7 @@ impl AuthCore {
     ) -> Result<User, Failure> {
         require_operator(principal)?;
         let user_id = parse_id("user_id", user_id)?;
-        let mut wanted: Vec<&str> = Vec::new();
-        for role in new_roles {
-            let Some(known) = roles::ALL.iter().find(|r| **r == role.as_str()) else {
-                return Err(FolioError::invalid_field("roles", format!("unknown role {role:?}")).into());
-            };
-            if !wanted.contains(known) {
-                wanted.push(known);
-            }
-        }
-        if wanted.is_empty() {
-            return Err(FolioError::invalid_field("roles", "at least one role is required").into());
-        }
+        let wanted = known_subset("roles", new_roles, roles::ALL)?;
         let joined = wanted.join(",");
         let (user, removed) = run_in_tx(&self.db, "auth_set_roles", RetryPolicy::default(), |tx| {
             let (user_id, joined, wanted) = (user_id.clone(), joined.clone(), wanted.clone());
