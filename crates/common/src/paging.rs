@@ -24,6 +24,18 @@ pub fn decode_token(token: &str) -> Result<Option<(i64, String)>, FolioError> {
     Ok(Some((at.parse().map_err(|_| invalid())?, id.to_owned())))
 }
 
+/// A page fetched with `limit + 1` rows: the first `limit` rows, and the
+/// token of the last one when the extra row shows that more exist.
+pub fn finish_page<T>(mut rows: Vec<T>, limit: u64, token_of: impl Fn(&T) -> String) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() <= limit {
+        return (rows, String::new());
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(token_of).unwrap_or_default();
+    (rows, next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +46,12 @@ mod tests {
         assert_eq!(decode_token("").ok().flatten(), None);
         assert!(decode_token("!!").is_err());
         assert!(decode_token(&URL_SAFE_NO_PAD.encode("nonsense")).is_err());
+    }
+
+    #[test]
+    fn a_page_names_its_successor_only_when_more_rows_exist() {
+        assert_eq!(finish_page(vec![1, 2, 3], 2, |n| n.to_string()), (vec![1, 2], "2".to_owned()));
+        assert_eq!(finish_page(vec![1, 2], 2, |n| n.to_string()), (vec![1, 2], String::new()));
+        assert_eq!(finish_page(Vec::<i32>::new(), 2, |n| n.to_string()), (vec![], String::new()));
     }
 }

@@ -95,14 +95,8 @@ impl AccountCore {
                     .or(accounts::Column::CreatedAt.eq(at).and(accounts::Column::Id.gt(id))),
             );
         }
-        let mut page = query.limit(limit + 1).all(&self.db).await?;
-        let next = if page.len() as u64 > limit {
-            page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            page.last().map(|a| folio_common::paging::encode_token(a.created_at, &a.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok((page, next))
+        let page = query.limit(limit + 1).all(&self.db).await?;
+        Ok(folio_common::paging::finish_page(page, limit, |a| folio_common::paging::encode_token(a.created_at, &a.id)))
     }
 
     /// UpdateAccount: guarded by the etag; the overdraft limit goes to the ledger first.

@@ -93,13 +93,8 @@ impl LedgerService for LedgerApi {
         actor(&request)?;
         let pb::ListAssetsRequest { page_size: size, page_token } = request.into_inner();
         let limit = page_size(size, 100, 1000)?;
-        let mut assets = admin::list_assets(&self.db, &page_token, limit + 1).await.map_err(fail)?;
-        let next_page_token = if assets.len() as u64 > limit {
-            assets.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            assets.last().map(|a| a.code.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let assets = admin::list_assets(&self.db, &page_token, limit + 1).await.map_err(fail)?;
+        let (assets, next_page_token) = folio_common::paging::finish_page(assets, limit, |a| a.code.clone());
         Ok(Response::new(pb::ListAssetsResponse {
             assets: assets.iter().map(asset_message).collect(),
             next_page_token,

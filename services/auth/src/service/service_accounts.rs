@@ -112,14 +112,8 @@ impl AuthCore {
                     .or(service_accounts::Column::CreatedAt.eq(at).and(service_accounts::Column::ClientId.gt(id))),
             );
         }
-        let mut page = query.limit(limit + 1).all(&self.db).await?;
-        let next = if page.len() as u64 > limit {
-            page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            page.last().map(|a| encode_page_token(a.created_at, &a.client_id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok((page, next))
+        let page = query.limit(limit + 1).all(&self.db).await?;
+        Ok(folio_common::paging::finish_page(page, limit, |a| encode_page_token(a.created_at, &a.client_id)))
     }
 
     /// RotateServiceAccountSecret (operator): the old secret stops working.

@@ -300,14 +300,8 @@ impl AuthCore {
                     .or(sessions::Column::CreatedAt.eq(at).and(sessions::Column::Id.lt(id))),
             );
         }
-        let mut page = query.limit(limit + 1).all(&self.db).await?;
-        let next = if page.len() as u64 > limit {
-            page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            page.last().map(|s| encode_page_token(s.created_at, &s.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok((page, next))
+        let page = query.limit(limit + 1).all(&self.db).await?;
+        Ok(folio_common::paging::finish_page(page, limit, |s| encode_page_token(s.created_at, &s.id)))
     }
 
     /// ChangePassword: checks the old password (counted by the lock-out like

@@ -146,69 +146,47 @@ impl AuthCore {
                 users::Column::CreatedAt.gt(at).or(users::Column::CreatedAt.eq(at).and(users::Column::Id.gt(id))),
             );
         }
-        let mut page = query.limit(limit + 1).all(&self.db).await?;
-        let next = if page.len() as u64 > limit {
-            page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            page.last().map(|u| encode_page_token(u.created_at, &u.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok((page, next))
+        let page = query.limit(limit + 1).all(&self.db).await?;
+        Ok(folio_common::paging::finish_page(page, limit, |u| encode_page_token(u.created_at, &u.id)))
     }
 
     /// DisableUser (operator): the user's sessions end and their tokens are refused.
     pub async fn disable_user(&self, principal: &Principal, user_id: &str, reason: &str) -> Result<User, Failure> {
-        require_operator(principal)?;
-        let user_id = parse_id("user_id", user_id)?;
-        let user = run_in_tx(&self.db, "auth_disable_user", RetryPolicy::default(), |tx| {
-            let user_id = user_id.clone();
-            async move {
-                let user = self.find_user(&*tx, &user_id).await?;
-                let now = self.now(&*tx).await?;
-                let user = users::ActiveModel { disabled: Set(true), updated_at: Set(now), ..user.into() }
-                    .update(&*tx)
-                    .await?;
-                self.end_sessions_of(&*tx, &user_id, None, now, "user disabled").await?;
-                revocations::add(&*tx, Kind::User, &user_id, now).await?;
-                audit::append(
-                    &*tx,
-                    now,
-                    &principal.subject,
-                    Action::UserDisabled,
-                    &user_id,
-                    json!({ "reason": reason }),
-                )
-                .await?;
-                Ok(user)
-            }
-        })
-        .await?;
-        self.nudge_verifiers().await;
-        Ok(user)
+        self.set_disabled(principal, user_id, true, reason).await
     }
 
     /// EnableUser (operator): new sign-ins work again; old sessions stay ended.
     pub async fn enable_user(&self, principal: &Principal, user_id: &str, reason: &str) -> Result<User, Failure> {
+        self.set_disabled(principal, user_id, false, reason).await
+    }
+
+    async fn set_disabled(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+        disabled: bool,
+        reason: &str,
+    ) -> Result<User, Failure> {
         require_operator(principal)?;
         let user_id = parse_id("user_id", user_id)?;
-        let user = run_in_tx(&self.db, "auth_enable_user", RetryPolicy::default(), |tx| {
+        let operation = if disabled { "auth_disable_user" } else { "auth_enable_user" };
+        let user = run_in_tx(&self.db, operation, RetryPolicy::default(), |tx| {
             let user_id = user_id.clone();
             async move {
                 let user = self.find_user(&*tx, &user_id).await?;
                 let now = self.now(&*tx).await?;
-                let user = users::ActiveModel { disabled: Set(false), updated_at: Set(now), ..user.into() }
+                let user = users::ActiveModel { disabled: Set(disabled), updated_at: Set(now), ..user.into() }
                     .update(&*tx)
                     .await?;
-                revocations::lift(&*tx, Kind::User, &user_id).await?;
-                audit::append(
-                    &*tx,
-                    now,
-                    &principal.subject,
-                    Action::UserEnabled,
-                    &user_id,
-                    json!({ "reason": reason }),
-                )
-                .await?;
+                let action = if disabled {
+                    self.end_sessions_of(&*tx, &user_id, None, now, "user disabled").await?;
+                    revocations::add(&*tx, Kind::User, &user_id, now).await?;
+                    Action::UserDisabled
+                } else {
+                    revocations::lift(&*tx, Kind::User, &user_id).await?;
+                    Action::UserEnabled
+                };
+                audit::append(&*tx, now, &principal.subject, action, &user_id, json!({ "reason": reason })).await?;
                 Ok(user)
             }
         })
