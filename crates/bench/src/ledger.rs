@@ -19,7 +19,7 @@ use folio_testkit::{TestDatabase, probe::SpawnedBinary};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::stats::Latencies;
+use crate::{cpu::CpuTimes, stats::Latencies};
 
 const ADMIN_ID: &str = "bench-admin";
 const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
@@ -36,6 +36,8 @@ pub struct Ceiling {
 
 struct Run {
     transfers_per_sec: f64,
+    /// CPU per transfer of the ledger, PostgreSQL and the load generator.
+    cpu: String,
     latencies: Latencies,
     failures: u64,
 }
@@ -53,6 +55,7 @@ pub async fn run(
     ceiling: Ceiling,
     ledger_binary: &str,
     gateway_binary: &str,
+    only_ledger: bool,
 ) -> anyhow::Result<()> {
     let db = TestDatabase::postgres().await;
     let dir = tempfile::tempdir()?;
@@ -106,15 +109,19 @@ pub async fn run(
     let ids = Arc::new(ids);
     println!("# ledger pid={pid} accounts={accounts} callers={callers} seconds={}", phase.as_secs());
 
-    let uniform = per_rpc(&channels, &token, callers, phase, ids.clone(), false).await?;
+    let uniform = per_rpc(&channels, &token, callers, phase, ids.clone(), false, pid).await?;
     report("ledger one-per-rpc", &uniform, ceiling.single, "ceiling single", 1.5);
-    let batched = batches(&channels, &token, 1, phase, ids.clone()).await?;
+    let batched = batches(&channels, &token, 1, phase, ids.clone(), pid).await?;
     report("ledger batch-100 x1", &batched, ceiling.batched, "ceiling batched", 0.5);
-    let batched4 = batches(&channels, &token, 4, phase, ids.clone()).await?;
+    let batched4 = batches(&channels, &token, 4, phase, ids.clone(), pid).await?;
     report("ledger batch-100 x4", &batched4, ceiling.batched, "ceiling batched", 0.5);
-    let hot = per_rpc(&channels, &token, callers, phase, ids.clone(), true).await?;
+    let hot = per_rpc(&channels, &token, callers, phase, ids.clone(), true, pid).await?;
     report("ledger hot-account", &hot, uniform.transfers_per_sec, "uniform", 0.8);
     println!("ledger peak_rss_mib={:.1}", peak_rss_mib(pid));
+    if only_ledger {
+        shutdown.cancel();
+        return Ok(());
+    }
 
     // The gateway in front of the same ledger: GetBalance direct and through it.
     let ledger_addr = ledger.grpc_addr.to_string();
@@ -138,8 +145,8 @@ pub async fn run(
         .map(|_| folio_common::client::lazy_channel(&gateway.grpc_addr.to_string()))
         .collect::<anyhow::Result<_>>()?;
     wait_until_ready(&through[0], &token).await?;
-    let direct = balances(&channels, &token, callers, phase, ids.clone()).await?;
-    let via = balances(&through, &token, callers, phase, ids.clone()).await?;
+    let direct = balances(&channels, &token, callers, phase, ids.clone(), pid).await?;
+    let via = balances(&through, &token, callers, phase, ids.clone(), gateway_pid).await?;
     report("get_balance direct", &direct, direct.transfers_per_sec, "direct", 1.0);
     report("get_balance gateway", &via, direct.transfers_per_sec, "direct", 0.8);
     println!(
@@ -180,6 +187,7 @@ fn report(name: &str, run: &Run, base: f64, base_name: &str, target: f64) {
         run.failures,
         base_name.replace(' ', "_"),
     );
+    println!("{:<22} {}", "", run.cpu);
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -260,8 +268,9 @@ async fn per_rpc(
     phase: Duration,
     ids: Arc<Vec<String>>,
     hot: bool,
+    service_pid: u32,
 ) -> anyhow::Result<Run> {
-    drive(channels, token, callers, phase, move |mut client, token| {
+    drive(channels, token, callers, phase, service_pid, move |mut client, token| {
         let ids = ids.clone();
         Box::pin(async move {
             let t = transfer(&ids, hot);
@@ -287,8 +296,9 @@ async fn balances(
     callers: usize,
     phase: Duration,
     ids: Arc<Vec<String>>,
+    service_pid: u32,
 ) -> anyhow::Result<Run> {
-    drive(channels, token, callers, phase, move |mut client, token| {
+    drive(channels, token, callers, phase, service_pid, move |mut client, token| {
         let ids = ids.clone();
         Box::pin(async move {
             let account_id = ids[rand::random::<u64>() as usize % ids.len()].clone();
@@ -306,8 +316,9 @@ async fn batches(
     callers: usize,
     phase: Duration,
     ids: Arc<Vec<String>>,
+    service_pid: u32,
 ) -> anyhow::Result<Run> {
-    drive(channels, token, callers, phase, move |mut client, token| {
+    drive(channels, token, callers, phase, service_pid, move |mut client, token| {
         let ids = ids.clone();
         Box::pin(async move {
             let transfers: Vec<NewTransfer> = (0..100).map(|_| transfer(&ids, false)).collect();
@@ -321,11 +332,19 @@ async fn batches(
 
 type Call = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<u64>> + Send>>;
 
-async fn drive<F>(channels: &[Channel], token: &str, callers: usize, phase: Duration, call: F) -> anyhow::Result<Run>
+async fn drive<F>(
+    channels: &[Channel],
+    token: &str,
+    callers: usize,
+    phase: Duration,
+    service_pid: u32,
+    call: F,
+) -> anyhow::Result<Run>
 where
     F: Fn(LedgerServiceClient<Channel>, String) -> Call + Send + Sync + Clone + 'static,
 {
     let samples = Arc::new(Mutex::new(Vec::new()));
+    let cpu_before = CpuTimes::now(service_pid);
     let stop_at = Instant::now() + phase;
     let started = Instant::now();
     let tasks: Vec<_> = (0..callers)
@@ -362,6 +381,7 @@ where
         failures += f;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_before.per_unit_us(&CpuTimes::now(service_pid), done as f64);
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(Run { transfers_per_sec: done as f64 / elapsed, latencies: Latencies::new(samples), failures })
+    Ok(Run { transfers_per_sec: done as f64 / elapsed, cpu, latencies: Latencies::new(samples), failures })
 }

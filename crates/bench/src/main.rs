@@ -3,6 +3,7 @@
 //! measuring the PostgreSQL ceiling in the same run.
 
 mod auth;
+mod cpu;
 mod ledger;
 mod stats;
 
@@ -49,6 +50,9 @@ enum Suite {
         /// The gateway binary to run.
         #[arg(long, default_value = "target/release/folio-gateway")]
         gateway_binary: String,
+        /// Only the transfer phases (skip the gateway comparison).
+        #[arg(long)]
+        only_ledger: bool,
     },
 }
 
@@ -56,10 +60,19 @@ enum Suite {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().suite {
         Suite::Auth { seconds, logins } => auth::run(std::time::Duration::from_secs(seconds), logins).await,
-        Suite::Ledger { seconds, callers, accounts, ceiling_single, ceiling_batched, binary, gateway_binary } => {
+        Suite::Ledger {
+            seconds,
+            callers,
+            accounts,
+            ceiling_single,
+            ceiling_batched,
+            binary,
+            gateway_binary,
+            only_ledger,
+        } => {
             let ceiling = ledger::Ceiling { single: ceiling_single, batched: ceiling_batched };
             let phase = std::time::Duration::from_secs(seconds);
-            ledger::run(phase, callers, accounts, ceiling, &binary, &gateway_binary).await
+            ledger::run(phase, callers, accounts, ceiling, &binary, &gateway_binary, only_ledger).await
         }
     }
 }

@@ -17,6 +17,26 @@ pub use tx::{RetryPolicy, TxError, is_retryable, run_in_tx};
 /// Opens the database of `schema` (`auth`, `account`, `ledger`) as configured:
 /// `database.url` or, when unset, `<data_dir>/<schema>.sqlite`.
 pub async fn connect(settings: &DatabaseSettings, data_dir: &Path, schema: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_pool(settings, data_dir, schema, &Pool { max_connections: settings.max_connections, session: &[] }).await
+}
+
+/// A pool's size and the PostgreSQL settings of its sessions (`SET` once per
+/// connection; SQLite ignores them). A service gives a part of its work a
+/// pool of its own when that part wants settings the rest should not have.
+pub struct Pool<'a> {
+    /// Connections at most.
+    pub max_connections: u32,
+    /// `(name, value)` of PostgreSQL run-time settings.
+    pub session: &'a [(&'a str, &'a str)],
+}
+
+/// Opens a pool on the database of `schema`; see [`connect`].
+pub async fn connect_pool(
+    settings: &DatabaseSettings,
+    data_dir: &Path,
+    schema: &str,
+    pool: &Pool<'_>,
+) -> anyhow::Result<DatabaseConnection> {
     let url = match &settings.url {
         Some(url) => url.expose_secret().to_owned(),
         None => {
@@ -25,11 +45,16 @@ pub async fn connect(settings: &DatabaseSettings, data_dir: &Path, schema: &str)
             format!("sqlite://{}?mode=rwc", data_dir.join(format!("{schema}.sqlite")).display())
         }
     };
-    connect_url(&url, schema, settings.max_connections).await
+    open_url(&url, schema, pool).await
 }
 
 /// Opens `url` for `schema`; see [`connect`].
 pub async fn connect_url(url: &str, schema: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    open_url(url, schema, &Pool { max_connections, session: &[] }).await
+}
+
+async fn open_url(url: &str, schema: &str, pool: &Pool<'_>) -> anyhow::Result<DatabaseConnection> {
+    let max_connections = pool.max_connections;
     anyhow::ensure!(
         !schema.is_empty() && schema.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
         "schema name {schema:?} must be lower-case letters and underscores"
@@ -59,6 +84,11 @@ pub async fn connect_url(url: &str, schema: &str, max_connections: u32) -> anyho
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
         .set_schema_search_path(schema.to_owned());
+    if !pool.session.is_empty() {
+        let session: Vec<(String, String)> =
+            pool.session.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        options.map_sqlx_postgres_opts(move |opts| opts.options(session.clone()));
+    }
     Database::connect(options).await.context("connecting to PostgreSQL")
 }
 

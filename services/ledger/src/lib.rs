@@ -18,6 +18,7 @@ mod rules;
 pub mod settings;
 mod store;
 mod sweeper;
+mod timeline;
 mod validate;
 mod writer;
 
@@ -27,6 +28,7 @@ use folio_common::{
     CancellationToken,
     cli::{NoExtraCommands, ServiceBinary},
     config::LoadedConfig,
+    db::Pool,
     foundation::{Foundation, migrate_only},
     server::{RunningServer, ServerBuilder},
 };
@@ -40,6 +42,13 @@ use settings::LedgerSettings;
 /// The schema this service owns.
 pub const SCHEMA: &str = "ledger";
 
+/// PostgreSQL settings of the writer's sessions. Its statements are keyed
+/// lookups and keyed writes only, prepared once per connection: a sequential
+/// scan among them is always a planner mistake (typically a plan made while
+/// a table was still small and kept as it grew), so scans are priced out;
+/// JIT compilation never pays off for them either.
+const WRITER_SESSION: &[(&str, &str)] = &[("enable_seqscan", "off"), ("jit", "off")];
+
 /// Starts the ledger until `shutdown`.
 pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
@@ -47,9 +56,15 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     admin::bootstrap_assets(&foundation.db, &settings.bootstrap_assets).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
-    // SQLite has one writer at a time anyway; PostgreSQL overlaps commits.
-    let writers = if foundation.db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { settings.writers };
-    let writer = writer::Writer::start(foundation.db.clone(), writers, shutdown.clone());
+    let writer = if foundation.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Overlapping writers, each on a session of its own (see WRITER_SESSION).
+        let pool = Pool { max_connections: settings.writers.max(1) as u32, session: WRITER_SESSION };
+        let db = folio_common::db::connect_pool(&common.database, &common.data_dir, SCHEMA, &pool).await?;
+        writer::Writer::start(db, settings.writers, shutdown.clone())
+    } else {
+        // SQLite has one writer at a time anyway.
+        writer::Writer::start(foundation.db.clone(), 1, shutdown.clone())
+    };
     sweeper::spawn(
         foundation.db.clone(),
         writer.clone(),

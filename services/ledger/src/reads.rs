@@ -7,7 +7,8 @@ use sea_orm::{DatabaseConnection, Value};
 use crate::admin;
 use crate::authz::Actor;
 use crate::model::{Side, Status, Totals, Transfer};
-use crate::store::{query_all, transfer_from_row, transfers_by_id};
+use crate::store::{query_all, totals_from_row, transfer_from_row, transfers_by_id};
+use crate::timeline::last_sequence_at_or_before;
 
 /// One statement line.
 #[derive(Debug, Clone)]
@@ -92,18 +93,29 @@ pub async fn statement(
     let mut sql = "SELECT t.id, t.sequence, t.debit_account_id, t.credit_account_id, t.amount, t.asset_code, t.kind, \
          t.pending_id, t.timeout_seconds, t.expires_at, t.description, t.metadata, t.status, t.created_at, t.initiated_by, \
          t.reverses_transfer_id, t.request_hash, e.side AS e_side, e.account_sequence AS e_sequence, \
-         e.created_at AS e_created_at, e.debits_posted AS e_dpo, e.credits_posted AS e_cpo, e.debits_pending AS e_dpe, \
-         e.credits_pending AS e_cpe FROM entries e JOIN transfers t ON t.id = e.transfer_id \
+         e.created_at AS e_created_at, e.debits_posted AS e_debits_posted, e.credits_posted AS e_credits_posted, \
+         e.debits_pending AS e_debits_pending, e.credits_pending AS e_credits_pending FROM entries e JOIN transfers t ON t.id = e.transfer_id \
          WHERE e.account_id = $1 AND e.account_sequence > $2"
         .to_owned();
-    let mut values: Vec<Value> = vec![account_id.into(), query.after_sequence.into()];
+    // The time range as a range of sequences (entries never go back in time).
+    let mut after = query.after_sequence;
     if let Some(start) = query.start {
-        values.push(start.into());
-        sql.push_str(&format!(" AND e.created_at >= ${}", values.len()));
+        let before_start =
+            last_sequence_at_or_before(db, account_id, start.saturating_sub(1), account.entry_count).await?;
+        after = after.max(before_start);
     }
+    let mut values: Vec<Value> = vec![account_id.into(), after.into()];
     if let Some(end) = query.end {
-        values.push(end.into());
-        sql.push_str(&format!(" AND e.created_at < ${}", values.len()));
+        let last = last_sequence_at_or_before(db, account_id, end.saturating_sub(1), account.entry_count).await?;
+        if last < account.entry_count {
+            // Every later entry, even one written since, is at or after `end`.
+            values.push(last.into());
+            sql.push_str(&format!(" AND e.account_sequence <= ${}", values.len()));
+        } else {
+            // Entries written since the count was read may still be before `end`.
+            values.push(end.into());
+            sql.push_str(&format!(" AND e.created_at < ${}", values.len()));
+        }
     }
     if let Some(status) = query.status {
         values.push((status as i16).into());
@@ -122,12 +134,7 @@ pub async fn statement(
                 side: Side::from_i16(row.try_get("", "e_side")?).unwrap_or(Side::Debit),
                 account_sequence: row.try_get("", "e_sequence")?,
                 created_at: row.try_get("", "e_created_at")?,
-                totals: Totals {
-                    debits_posted: row.try_get("", "e_dpo")?,
-                    credits_posted: row.try_get("", "e_cpo")?,
-                    debits_pending: row.try_get("", "e_dpe")?,
-                    credits_pending: row.try_get("", "e_cpe")?,
-                },
+                totals: totals_from_row(row, "e_")?,
             })
         })
         .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
@@ -147,20 +154,16 @@ pub async fn balance(
     let Some(as_of) = as_of.filter(|at| *at < now) else {
         return Ok(BalanceAt { asset_code: account.asset_code, totals: account.totals, as_of: now });
     };
+    let sequence = last_sequence_at_or_before(db, account_id, as_of, account.entry_count).await?;
     let rows = query_all(
         db,
         "SELECT debits_posted, credits_posted, debits_pending, credits_pending FROM entries \
-         WHERE account_id = $1 AND created_at <= $2 ORDER BY account_sequence DESC LIMIT 1",
-        vec![account_id.into(), as_of.into()],
+         WHERE account_id = $1 AND account_sequence = $2",
+        vec![account_id.into(), sequence.into()],
     )
     .await?;
     let totals = match rows.first() {
-        Some(row) => Totals {
-            debits_posted: row.try_get("", "debits_posted")?,
-            credits_posted: row.try_get("", "credits_posted")?,
-            debits_pending: row.try_get("", "debits_pending")?,
-            credits_pending: row.try_get("", "credits_pending")?,
-        },
+        Some(row) => totals_from_row(row, "")?,
         None => Totals::default(),
     };
     Ok(BalanceAt { asset_code: account.asset_code, totals, as_of })
@@ -169,11 +172,11 @@ pub async fn balance(
 /// Open holds whose deadline has passed (for the sweeper).
 pub async fn expired_holds(db: &DatabaseConnection, limit: u64) -> Result<Vec<String>, Failure> {
     let now = folio_common::db::now(db).await?.timestamp_micros();
-    let rows = query_all(
-        db,
-        "SELECT id FROM transfers WHERE status = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT $3",
-        vec![(Status::Pending as i16).into(), now.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
-    )
-    .await?;
+    // The status is a literal so the planner can use the partial index of open holds.
+    let sql = format!(
+        "SELECT id FROM transfers WHERE status = {} AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        Status::Pending as i16
+    );
+    let rows = query_all(db, &sql, vec![now.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()]).await?;
     Ok(rows.iter().map(|row| row.try_get::<String>("", "id")).collect::<Result<Vec<_>, _>>()?)
 }

@@ -72,6 +72,17 @@ pub enum Op {
     Expire(String),
 }
 
+impl Op {
+    /// The id of the transfer this operation would create (none for an expiry).
+    pub fn new_id(&self) -> Option<&str> {
+        match self {
+            Op::Transfer(request) => Some(&request.id),
+            Op::Reverse { id, .. } => Some(id),
+            Op::Expire(_) => None,
+        }
+    }
+}
+
 /// Rows loaded for a batch, and what the batch produced so far.
 #[derive(Default)]
 pub struct BatchState {

@@ -112,22 +112,44 @@ async fn next_batch(jobs: &Mutex<mpsc::Receiver<Job>>, shutdown: &CancellationTo
     Some(batch)
 }
 
+/// How a batch finds out whether a new transfer's id was used before.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lookup {
+    /// Assume new ids are new and skip the index probe for each: a repeated
+    /// id then shows up as a unique violation on insert, or as an operation
+    /// that failed (a repeat of a committed transfer may now break a rule
+    /// it passed the first time); either way the batch is redone `Careful`.
+    /// Repeats are rare (client retries), so most batches save the probe.
+    Optimistic,
+    /// Look every id up first, as the rules' order prescribes.
+    Careful,
+}
+
+/// An optimistic batch met an id that exists: redo it carefully.
+#[derive(Debug, thiserror::Error)]
+#[error("a transfer id of the batch was used before")]
+struct RepeatedId;
+
 async fn process(db: &DatabaseConnection, batch: Vec<Job>) {
+    let mut lookup = Lookup::Optimistic;
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
         let result = run_in_tx(db, "ledger_write_batch", RetryPolicy::default(), |tx| {
             let batch = &batch;
-            async move { apply_batch(&tx, batch).await }
+            async move { apply_batch(&tx, batch, lookup).await }
         })
         .await;
         match result {
-            // Another replica inserted one of our ids (or resolved one of our
-            // holds) between our read and our write: read again and redo.
+            Err(TxError::Abort(RepeatedId)) if attempt < 4 => lookup = Lookup::Careful,
+            // A repeated id (optimistic), or another replica inserted one of
+            // our ids or reversed one of our originals between our read and
+            // our write: read again and redo.
             Err(TxError::Db(error))
                 if attempt < 4 && matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
             {
-                tracing::debug!(%error, attempt, "write batch raced another writer; retrying");
+                tracing::debug!(%error, attempt, ?lookup, "write batch met an existing row; redoing it carefully");
+                lookup = Lookup::Careful;
             }
             other => break other,
         }
@@ -149,11 +171,21 @@ async fn process(db: &DatabaseConnection, batch: Vec<Job>) {
     }
 }
 
-async fn apply_batch(tx: &DatabaseTransaction, batch: &[Job]) -> Result<Vec<Outcome>, TxError<Failure>> {
-    let mut state = load(tx, batch).await?;
+async fn apply_batch(
+    tx: &DatabaseTransaction,
+    batch: &[Job],
+    lookup: Lookup,
+) -> Result<Vec<Outcome>, TxError<RepeatedId>> {
+    let mut state = load(tx, batch, lookup).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
         outcomes.push(apply_job(&mut state, job));
+    }
+    if lookup == Lookup::Optimistic {
+        let suspects = failed_ids(batch, &outcomes);
+        if !suspects.is_empty() && !store::transfers_by_id(tx, &suspects, false).await?.is_empty() {
+            return Err(TxError::Abort(RepeatedId));
+        }
     }
     store::write_batch(tx, &mut state).await?;
     let sequences: HashMap<&str, i64> = state.created.iter().map(|t| (t.id.as_str(), t.sequence)).collect();
@@ -167,6 +199,22 @@ async fn apply_batch(tx: &DatabaseTransaction, batch: &[Job]) -> Result<Vec<Outc
         }
     }
     Ok(outcomes)
+}
+
+/// The ids of operations that failed (every id of a failed atomic job):
+/// the ones whose failure could be a repeat of a committed transfer.
+fn failed_ids(batch: &[Job], outcomes: &[Outcome]) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for (job, outcome) in batch.iter().zip(outcomes) {
+        let failed: Vec<&Op> = match outcome {
+            Outcome::AtomicFailed { .. } => job.ops.iter().collect(),
+            Outcome::Each(results) => {
+                job.ops.iter().zip(results).filter(|(_, result)| result.is_err()).map(|(op, _)| op).collect()
+            }
+        };
+        ids.extend(failed.into_iter().filter_map(Op::new_id).map(str::to_owned));
+    }
+    ids
 }
 
 fn apply_job(state: &mut BatchState, job: &Job) -> Outcome {
@@ -202,7 +250,7 @@ fn apply_job(state: &mut BatchState, job: &Job) -> Outcome {
 
 /// Reads and locks what the batch needs: holds first, then accounts, each in
 /// id order, so concurrent writers (here or on another replica) never deadlock.
-async fn load(tx: &DatabaseTransaction, batch: &[Job]) -> Result<BatchState, TxError<Failure>> {
+async fn load(tx: &DatabaseTransaction, batch: &[Job], lookup: Lookup) -> Result<BatchState, TxError<RepeatedId>> {
     let mut ids = BTreeSet::new();
     let mut holds = BTreeSet::new();
     let mut originals = BTreeSet::new();
@@ -232,7 +280,9 @@ async fn load(tx: &DatabaseTransaction, batch: &[Job]) -> Result<BatchState, TxE
     for hold in store::transfers_by_id(tx, &holds, true).await? {
         state.transfers.insert(hold.id.clone(), hold);
     }
-    let others: BTreeSet<String> = ids.union(&originals).filter(|id| !holds.contains(*id)).cloned().collect();
+    let probed =
+        if lookup == Lookup::Careful { ids.union(&originals).collect::<Vec<_>>() } else { originals.iter().collect() };
+    let others: BTreeSet<String> = probed.into_iter().filter(|id| !holds.contains(*id)).cloned().collect();
     for transfer in store::transfers_by_id(tx, &others, false).await? {
         state.transfers.insert(transfer.id.clone(), transfer);
     }

@@ -1,0 +1,82 @@
+//! Where the CPU of a phase went: the ledger process, every PostgreSQL
+//! process, and this load generator, read from `/proc` (Linux only; zeros
+//! elsewhere). On a small machine the three share the cores, so CPU per
+//! transfer says more about what to optimise than throughput alone.
+
+use std::fs;
+
+/// Clock ticks per second of `/proc/*/stat` times (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU seconds used so far by the three parties.
+#[derive(Clone, Copy, Default)]
+pub struct CpuTimes {
+    service: f64,
+    postgres: f64,
+    bench: f64,
+}
+
+impl CpuTimes {
+    /// Reads the counters now; `service` is the process under test.
+    pub fn now(service: u32) -> Self {
+        Self {
+            service: process_seconds(service),
+            postgres: postgres_seconds(),
+            bench: process_seconds(std::process::id()),
+        }
+    }
+
+    /// Microseconds of CPU per unit of work between `self` and `later`.
+    pub fn per_unit_us(&self, later: &Self, units: f64) -> String {
+        let per = |a: f64, b: f64| if units > 0.0 { (b - a) * 1e6 / units } else { 0.0 };
+        format!(
+            "cpu_us_per_op service={:.0} postgres={:.0} bench={:.0}",
+            per(self.service, later.service),
+            per(self.postgres, later.postgres),
+            per(self.bench, later.bench)
+        )
+    }
+}
+
+/// utime + stime of one process, in seconds (0 if it cannot be read).
+fn process_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    parse_stat(&stat).map_or(0.0, |(_, seconds)| seconds)
+}
+
+/// The command name and CPU seconds of a `/proc/<pid>/stat` line.
+fn parse_stat(stat: &str) -> Option<(&str, f64)> {
+    // The name is in parentheses and may contain spaces; fields follow the last ')'.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?;
+    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    // After the name: state is field 3 of the man page, utime 14 and stime 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((name, (utime + stime) / TICKS_PER_SEC))
+}
+
+/// The CPU seconds of every live process named `postgres`.
+fn postgres_seconds() -> f64 {
+    let Ok(entries) = fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok())
+        .filter_map(|stat| parse_stat(&stat).filter(|(name, _)| *name == "postgres").map(|(_, seconds)| seconds))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_spaces_and_parentheses() {
+        let line = "42 (post gres) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 0 0";
+        let (name, seconds) = parse_stat(line).unwrap();
+        assert_eq!(name, "post gres");
+        assert!((seconds - 3.0).abs() < 1e-9, "{seconds}");
+    }
+}
