@@ -26,14 +26,32 @@ impl CpuTimes {
         }
     }
 
-    /// Microseconds of CPU per unit of work between `self` and `later`.
-    pub fn per_unit_us(&self, later: &Self, units: f64) -> String {
-        let per = |a: f64, b: f64| if units > 0.0 { (b - a) * 1e6 / units } else { 0.0 };
+    /// The CPU used from `earlier` to `self`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            service: self.service - earlier.service,
+            postgres: self.postgres - earlier.postgres,
+            bench: self.bench - earlier.bench,
+        }
+    }
+
+    /// Two amounts of CPU used, added.
+    pub fn plus(&self, other: &Self) -> Self {
+        Self {
+            service: self.service + other.service,
+            postgres: self.postgres + other.postgres,
+            bench: self.bench + other.bench,
+        }
+    }
+
+    /// This amount of CPU, in microseconds per unit of work.
+    pub fn per_unit_us(&self, units: f64) -> String {
+        let per = |seconds: f64| if units > 0.0 { seconds * 1e6 / units } else { 0.0 };
         format!(
             "cpu_us_per_op service={:.0} postgres={:.0} bench={:.0}",
-            per(self.service, later.service),
-            per(self.postgres, later.postgres),
-            per(self.bench, later.bench)
+            per(self.service),
+            per(self.postgres),
+            per(self.bench)
         )
     }
 }

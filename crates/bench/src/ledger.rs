@@ -36,8 +36,11 @@ pub struct Ceiling {
 
 struct Run {
     transfers_per_sec: f64,
-    /// CPU per transfer of the ledger, PostgreSQL and the load generator.
-    cpu: String,
+    /// Operations done and seconds taken (to merge runs).
+    done: u64,
+    elapsed: f64,
+    /// CPU of the service, PostgreSQL and the load generator during the run.
+    cpu: CpuTimes,
     latencies: Latencies,
     failures: u64,
 }
@@ -137,6 +140,10 @@ pub async fn run(
             // One principal drives all the load: measure forwarding, not the limiter's refusals.
             ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_RPS", "1000000"),
             ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_BURST", "1000000"),
+            // A proxy waits on sockets; one worker thread saves the cross-thread
+            // wake-ups of two on a machine whose cores the ledger, PostgreSQL
+            // and this load generator share (operators size it the same way).
+            ("TOKIO_WORKER_THREADS", "1"),
         ],
     )
     .await;
@@ -145,13 +152,26 @@ pub async fn run(
         .map(|_| folio_common::client::lazy_channel(&gateway.grpc_addr.to_string()))
         .collect::<anyhow::Result<_>>()?;
     wait_until_ready(&through[0], &token).await?;
-    let direct = balances(&channels, &token, callers, phase, ids.clone(), pid).await?;
-    let via = balances(&through, &token, callers, phase, ids.clone(), gateway_pid).await?;
+    // Direct and through the gateway in alternating slices, so a machine
+    // whose speed drifts during the run (shared hosts do) favours neither.
+    let (mut direct, mut via) = (Run::empty(), Run::empty());
+    for _ in 0..4 {
+        direct = direct.merge(balances(&channels, &token, callers, phase / 4, ids.clone(), pid).await?);
+        via = via.merge(balances(&through, &token, callers, phase / 4, ids.clone(), gateway_pid).await?);
+    }
     report("get_balance direct", &direct, direct.transfers_per_sec, "direct", 1.0);
     report("get_balance gateway", &via, direct.transfers_per_sec, "direct", 0.8);
+    // One caller at a time: the hop itself, without the queueing that 64
+    // callers on two shared cores add (Little's law: at saturation the added
+    // p50 is about callers / throughput through minus callers / direct).
+    let quiet = phase.min(Duration::from_secs(3));
+    let direct_alone = balances(&channels, &token, 1, quiet, ids.clone(), pid).await?;
+    let via_alone = balances(&through, &token, 1, quiet, ids.clone(), gateway_pid).await?;
     println!(
-        "gateway added_p50_ms={:.2} peak_rss_mib={:.1} (targets: added p50 <= 0.5, rss <= 64)",
+        "gateway added_p50_ms={:.2} (64 callers) added_p50_ms_one_caller={:.2} peak_rss_mib={:.1} \
+         (targets: added p50 <= 0.5, rss <= 64)",
         via.latencies.percentile_ms(50.0) - direct.latencies.percentile_ms(50.0),
+        via_alone.latencies.percentile_ms(50.0) - direct_alone.latencies.percentile_ms(50.0),
         peak_rss_mib(gateway_pid)
     );
     let (_, metrics) = folio_testkit::probe::http_get(ledger.admin_addr, "/metrics").await;
@@ -177,6 +197,31 @@ pub async fn run(
     Ok(())
 }
 
+impl Run {
+    fn empty() -> Self {
+        Self {
+            transfers_per_sec: 0.0,
+            done: 0,
+            elapsed: 0.0,
+            cpu: CpuTimes::default(),
+            latencies: Latencies::new(vec![]),
+            failures: 0,
+        }
+    }
+
+    fn merge(self, other: Run) -> Self {
+        let (done, elapsed) = (self.done + other.done, self.elapsed + other.elapsed);
+        Self {
+            transfers_per_sec: if elapsed > 0.0 { done as f64 / elapsed } else { 0.0 },
+            done,
+            elapsed,
+            cpu: self.cpu.plus(&other.cpu),
+            latencies: self.latencies.merge(other.latencies),
+            failures: self.failures + other.failures,
+        }
+    }
+}
+
 fn report(name: &str, run: &Run, base: f64, base_name: &str, target: f64) {
     let ratio = if base > 0.0 { run.transfers_per_sec / base } else { 0.0 };
     println!(
@@ -187,7 +232,7 @@ fn report(name: &str, run: &Run, base: f64, base_name: &str, target: f64) {
         run.failures,
         base_name.replace(' ', "_"),
     );
-    println!("{:<22} {}", "", run.cpu);
+    println!("{:<22} {}", "", run.cpu.per_unit_us(run.done as f64));
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -381,7 +426,14 @@ where
         failures += f;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_before.per_unit_us(&CpuTimes::now(service_pid), done as f64);
+    let cpu = CpuTimes::now(service_pid).since(&cpu_before);
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(Run { transfers_per_sec: done as f64 / elapsed, cpu, latencies: Latencies::new(samples), failures })
+    Ok(Run {
+        transfers_per_sec: done as f64 / elapsed,
+        done,
+        elapsed,
+        cpu,
+        latencies: Latencies::new(samples),
+        failures,
+    })
 }

@@ -12,6 +12,13 @@ impl Latencies {
         Self(samples)
     }
 
+    /// Both sets of samples.
+    pub fn merge(self, other: Latencies) -> Self {
+        let mut all = self.0;
+        all.extend(other.0);
+        Self::new(all)
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.0.len()

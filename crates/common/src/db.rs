@@ -110,13 +110,19 @@ pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> anyhow::Resul
     M::up(db, None).await.context("running migrations")
 }
 
+/// The database clock in microseconds since the epoch, as an SQL expression
+/// (to read it in the same round trip as something else).
+pub fn clock_micros_sql(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+        _ => "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
+    }
+}
+
 /// The database clock: what decides expiry, ordering and `as_of`.
 pub async fn now(db: &impl ConnectionTrait) -> Result<chrono::DateTime<chrono::Utc>, sea_orm::DbErr> {
     let backend = db.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS micros",
-        _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER) AS micros",
-    };
+    let sql = format!("SELECT {} AS micros", clock_micros_sql(backend));
     let row = db
         .query_one_raw(Statement::from_string(backend, sql))
         .await?

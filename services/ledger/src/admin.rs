@@ -96,6 +96,15 @@ pub async fn account(db: &impl ConnectionTrait, id: &str) -> Result<(AccountRow,
     Ok((account_from_row(row)?, row.try_get("", "version")?))
 }
 
+/// One account (not locked) and the database clock, in one round trip.
+pub async fn account_and_clock(db: &impl ConnectionTrait, id: &str) -> Result<(AccountRow, i64), Failure> {
+    let clock = folio_common::db::clock_micros_sql(db.get_database_backend());
+    let sql = format!("SELECT {ACCOUNT_COLUMNS}, {clock} AS clock_micros FROM accounts WHERE id = $1");
+    let rows = query_all(db, &sql, vec![id.into()]).await?;
+    let row = rows.first().ok_or_else(|| FolioError::new(Reason::AccountNotFound, "no such account"))?;
+    Ok((account_from_row(row)?, row.try_get("", "clock_micros")?))
+}
+
 /// OpenAccount: idempotent for the same owner, asset and kind.
 pub async fn open_account(
     db: &DatabaseConnection,

@@ -148,9 +148,8 @@ pub async fn balance(
     account_id: &str,
     as_of: Option<i64>,
 ) -> Result<BalanceAt, Failure> {
-    let (account, _) = admin::account(db, account_id).await?;
+    let (account, now) = admin::account_and_clock(db, account_id).await?;
     actor.may_read(&account.owner_id)?;
-    let now = folio_common::db::now(db).await?.timestamp_micros();
     let Some(as_of) = as_of.filter(|at| *at < now) else {
         return Ok(BalanceAt { asset_code: account.asset_code, totals: account.totals, as_of: now });
     };
