@@ -88,21 +88,22 @@ pub async fn bootstrap_assets(db: &DatabaseConnection, spec: &str) -> anyhow::Re
     Ok(())
 }
 
-/// One account (not locked).
+/// One account (not locked) and its version.
 pub async fn account(db: &impl ConnectionTrait, id: &str) -> Result<(AccountRow, i64), Failure> {
-    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
-    let rows = query_all(db, &sql, vec![id.into()]).await?;
-    let row = rows.first().ok_or_else(|| FolioError::new(Reason::AccountNotFound, "no such account"))?;
-    Ok((account_from_row(row)?, row.try_get("", "version")?))
+    account_and(db, id, "version").await
 }
 
 /// One account (not locked) and the database clock, in one round trip.
 pub async fn account_and_clock(db: &impl ConnectionTrait, id: &str) -> Result<(AccountRow, i64), Failure> {
-    let clock = folio_common::db::clock_micros_sql(db.get_database_backend());
-    let sql = format!("SELECT {ACCOUNT_COLUMNS}, {clock} AS clock_micros FROM accounts WHERE id = $1");
+    account_and(db, id, folio_common::db::clock_micros_sql(db.get_database_backend())).await
+}
+
+/// One account and the value of the SQL expression `extra` read with it.
+async fn account_and(db: &impl ConnectionTrait, id: &str, extra: &str) -> Result<(AccountRow, i64), Failure> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS}, {extra} AS extra FROM accounts WHERE id = $1");
     let rows = query_all(db, &sql, vec![id.into()]).await?;
     let row = rows.first().ok_or_else(|| FolioError::new(Reason::AccountNotFound, "no such account"))?;
-    Ok((account_from_row(row)?, row.try_get("", "clock_micros")?))
+    Ok((account_from_row(row)?, row.try_get("", "extra")?))
 }
 
 /// OpenAccount: idempotent for the same owner, asset and kind.

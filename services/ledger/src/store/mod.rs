@@ -42,6 +42,12 @@ pub async fn query_all(
     db.query_all_raw(Statement::from_sql_and_values(backend, portable_sql(backend, postgres_sql), values)).await
 }
 
+/// Runs a query already written in the backend's own placeholder syntax
+/// (the backend-specific batch statements of `postgres.rs` and `sqlite.rs`).
+async fn query_native(db: &impl ConnectionTrait, sql: String, values: Vec<Value>) -> Result<Vec<QueryResult>, DbErr> {
+    db.query_all_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await
+}
+
 /// Runs a statement written with `$n` placeholders on either backend.
 pub async fn execute(db: &impl ConnectionTrait, postgres_sql: &str, values: Vec<Value>) -> Result<u64, sea_orm::DbErr> {
     let backend = db.get_database_backend();

@@ -10,18 +10,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::{
     ACCOUNT_COLUMNS, INSERT_ENTRY_COLUMNS, INSERT_TRANSFER_COLUMNS, TRANSFER_COLUMNS, account_from_row, metadata_json,
-    sequences_from, transfer_from_row,
+    query_native, sequences_from, transfer_from_row,
 };
 use crate::model::Transfer;
 use crate::rules::{AccountRow, EntryRow};
-
-async fn query(db: &impl ConnectionTrait, sql: String, values: Vec<Value>) -> Result<Vec<QueryResult>, DbErr> {
-    db.query_all_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await
-}
 
 fn text_array<'a>(items: impl Iterator<Item = &'a String>) -> Value {
     items.cloned().collect::<Vec<String>>().into()
@@ -38,7 +34,7 @@ pub(super) async fn transfers_by_id(
 ) -> Result<Vec<Transfer>, DbErr> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY($1) ORDER BY id{lock}");
-    query(db, sql, vec![text_array(ids.iter())]).await?.iter().map(transfer_from_row).collect()
+    query_native(db, sql, vec![text_array(ids.iter())]).await?.iter().map(transfer_from_row).collect()
 }
 
 pub(super) async fn reversed_among(
@@ -46,13 +42,13 @@ pub(super) async fn reversed_among(
     originals: &BTreeSet<String>,
 ) -> Result<Vec<String>, DbErr> {
     let sql = "SELECT reverses_transfer_id FROM transfers WHERE reverses_transfer_id = ANY($1)".to_owned();
-    let rows = query(db, sql, vec![text_array(originals.iter())]).await?;
+    let rows = query_native(db, sql, vec![text_array(originals.iter())]).await?;
     rows.iter().map(|row| row.try_get::<String>("", "reverses_transfer_id")).collect()
 }
 
 pub(super) async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<AccountRow>, DbErr> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE");
-    query(db, sql, vec![text_array(ids.iter())]).await?.iter().map(account_from_row).collect()
+    query_native(db, sql, vec![text_array(ids.iter())]).await?.iter().map(account_from_row).collect()
 }
 
 /// Everything a batch writes, in ONE statement (data-modifying CTEs, as in
@@ -134,7 +130,7 @@ pub(super) async fn write_batch(
         bigints(a, |a| a.last_entry_at),
     ];
     let mut sequences = HashMap::with_capacity(transfers.len());
-    sequences_from(&query(db, sql, values).await?, &mut sequences)?;
+    sequences_from(&query_native(db, sql, values).await?, &mut sequences)?;
     Ok(sequences)
 }
 

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 
 use super::{
     ACCOUNT_COLUMNS, INSERT_ENTRY_COLUMNS, INSERT_TRANSFER_COLUMNS, TRANSFER_COLUMNS, account_from_row, metadata_json,
-    sequences_from, transfer_from_row,
+    query_native, sequences_from, transfer_from_row,
 };
 use crate::model::Transfer;
 use crate::rules::{AccountRow, EntryRow};
@@ -26,10 +26,6 @@ fn row_marks(rows: usize, per_row: usize) -> String {
     vec![format!("({})", marks(per_row)); rows].join(", ")
 }
 
-async fn query(db: &impl ConnectionTrait, sql: String, values: Vec<Value>) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
-    db.query_all_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await
-}
-
 async fn execute(db: &impl ConnectionTrait, sql: String, values: Vec<Value>) -> Result<(), DbErr> {
     db.execute_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await.map(drop)
 }
@@ -40,7 +36,7 @@ fn text_values(ids: &BTreeSet<String>) -> Vec<Value> {
 
 pub(super) async fn transfers_by_id(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<Transfer>, DbErr> {
     let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id IN ({}) ORDER BY id", marks(ids.len()));
-    query(db, sql, text_values(ids)).await?.iter().map(transfer_from_row).collect()
+    query_native(db, sql, text_values(ids)).await?.iter().map(transfer_from_row).collect()
 }
 
 pub(super) async fn reversed_among(
@@ -51,13 +47,13 @@ pub(super) async fn reversed_among(
         "SELECT reverses_transfer_id FROM transfers WHERE reverses_transfer_id IN ({})",
         marks(originals.len())
     );
-    let rows = query(db, sql, text_values(originals)).await?;
+    let rows = query_native(db, sql, text_values(originals)).await?;
     rows.iter().map(|row| row.try_get::<String>("", "reverses_transfer_id")).collect()
 }
 
 pub(super) async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<AccountRow>, DbErr> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({}) ORDER BY id", marks(ids.len()));
-    query(db, sql, text_values(ids)).await?.iter().map(account_from_row).collect()
+    query_native(db, sql, text_values(ids)).await?.iter().map(account_from_row).collect()
 }
 
 /// Everything a batch writes, statement after statement.
@@ -103,7 +99,7 @@ async fn insert_transfers(db: &impl ConnectionTrait, transfers: &[Transfer]) -> 
                 t.request_hash.clone().into(),
             ]);
         }
-        sequences_from(&query(db, sql, values).await?, &mut sequences)?;
+        sequences_from(&query_native(db, sql, values).await?, &mut sequences)?;
     }
     Ok(sequences)
 }
