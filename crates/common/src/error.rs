@@ -85,6 +85,38 @@ reasons! {
     Internal => Internal, "INTERNAL";
 }
 
+/// Longest echo of caller input in an error (DESIGN §4), in characters.
+pub const MAX_ECHO_CHARS: usize = 64;
+/// Longest caller-facing message, in characters: the fixed text plus echoes.
+const MAX_MESSAGE_CHARS: usize = 512;
+/// Most bytes of field violations one error carries, so the whole of its
+/// status details stays under 2 KiB: a header block no peer refuses.
+const MAX_VIOLATION_BYTES: usize = 1024;
+
+/// Caller input as an error may quote it: at most [`MAX_ECHO_CHARS`]
+/// characters, control characters shown as U+FFFD. Errors travel in
+/// headers; an echo of a megabyte-long field must not become a header the
+/// peer refuses (and with it the connection other callers share).
+pub fn echo(value: &str) -> String {
+    let mut chars = value.chars();
+    let mut out: String =
+        chars.by_ref().take(MAX_ECHO_CHARS).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+    if chars.next().is_some() {
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
+fn clipped(text: String, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text;
+    }
+    let mut out: String = text.chars().take(max_chars - 1).collect();
+    out.push('…');
+    out
+}
+
 /// An error on its way to a caller: a reason plus what helps the caller act
 /// on it. Turned into a [`Status`] once, at the gRPC edge, by [`FolioError::into_status`].
 #[derive(Debug, Clone)]
@@ -105,6 +137,7 @@ impl FolioError {
     /// `INVALID_FIELD` naming the field and what is wrong with it.
     pub fn invalid_field(field: &str, description: impl Into<String>) -> Self {
         let description = description.into();
+        let field = echo(field);
         Self::new(Reason::InvalidField, format!("{field}: {description}")).with_violation(field, description)
     }
 
@@ -136,25 +169,38 @@ impl FolioError {
         &self.message
     }
 
-    /// The status to answer with; `domain` is e.g. `ledger.folio`.
+    /// The status to answer with; `domain` is e.g. `ledger.folio`. Every
+    /// text is bounded here, whatever built the error: field names and
+    /// metadata values are echoes of at most 64 characters, and violations
+    /// past 1 KiB are left out.
     pub fn into_status(self, domain: &str) -> Status {
         let mut details = ErrorDetails::with_error_info(
             self.reason.as_str(),
             domain,
-            self.metadata.into_iter().collect::<std::collections::HashMap<_, _>>(),
+            self.metadata
+                .into_iter()
+                .map(|(key, value)| (echo(&key), echo(&value)))
+                .collect::<std::collections::HashMap<_, _>>(),
         );
-        if !self.field_violations.is_empty() {
-            details.set_bad_request(
-                self.field_violations
-                    .into_iter()
-                    .map(|(field, description)| tonic_types::FieldViolation::new(field, description))
-                    .collect::<Vec<_>>(),
-            );
+        let mut budget = MAX_VIOLATION_BYTES;
+        let violations: Vec<_> = self
+            .field_violations
+            .into_iter()
+            .map(|(field, description)| (echo(&field), clipped(description, 2 * MAX_ECHO_CHARS)))
+            .take_while(|(field, description)| {
+                let size = field.len() + description.len();
+                budget = budget.saturating_sub(size);
+                budget > 0
+            })
+            .map(|(field, description)| tonic_types::FieldViolation::new(field, description))
+            .collect();
+        if !violations.is_empty() {
+            details.set_bad_request(violations);
         }
         if let Some(delay) = self.retry_after {
             details.set_retry_info(Some(delay));
         }
-        Status::with_error_details(self.reason.code(), self.message, details)
+        Status::with_error_details(self.reason.code(), clipped(self.message, MAX_MESSAGE_CHARS), details)
     }
 }
 
@@ -272,6 +318,24 @@ mod tests {
             assert_eq!(Reason::parse(text), Some(*reason));
             assert!(text.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{text}");
         }
+    }
+
+    #[test]
+    fn echoes_and_details_are_bounded() {
+        let path = "p".repeat(8_000);
+        let mut error = FolioError::invalid_field(&path, "is not a field of Account");
+        for _ in 0..100 {
+            error = error.with_violation(path.clone(), "d".repeat(10_000));
+        }
+        let status = error.with_metadata("path", path.clone()).into_status("account.folio");
+        assert!(status.message().chars().count() <= MAX_MESSAGE_CHARS, "{}", status.message().len());
+        assert!(status.details().len() <= 2048, "details are {} bytes", status.details().len());
+        let details = status.get_error_details();
+        let violations = details.bad_request().map(|b| b.field_violations.clone()).unwrap_or_default();
+        assert!(!violations.is_empty());
+        assert!(violations.iter().all(|v| v.field.chars().count() <= MAX_ECHO_CHARS));
+        assert_eq!(echo("a\u{0}b"), "a\u{fffd}b");
+        assert_eq!(echo(&"x".repeat(65)).chars().count(), MAX_ECHO_CHARS);
     }
 
     #[test]

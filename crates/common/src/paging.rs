@@ -21,6 +21,10 @@ pub fn decode_token(token: &str) -> Result<Option<(i64, String)>, FolioError> {
     let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let text = String::from_utf8(raw).map_err(|_| invalid())?;
     let (at, id) = text.split_once(':').ok_or_else(invalid)?;
+    // The id is compared in SQL: text a database refuses (NUL) must not get there.
+    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        return Err(invalid());
+    }
     Ok(Some((at.parse().map_err(|_| invalid())?, id.to_owned())))
 }
 
@@ -46,6 +50,7 @@ mod tests {
         assert_eq!(decode_token("").ok().flatten(), None);
         assert!(decode_token("!!").is_err());
         assert!(decode_token(&URL_SAFE_NO_PAD.encode("nonsense")).is_err());
+        assert!(decode_token(&URL_SAFE_NO_PAD.encode("0:\0")).is_err());
     }
 
     #[test]

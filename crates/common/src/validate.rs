@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 use crate::error::FolioError;
 
 const MAX_METADATA_KEYS: usize = 32;
@@ -20,7 +22,64 @@ pub fn asset_code(field: &str, value: &str) -> Result<String, FolioError> {
     if valid { Ok(value.to_owned()) } else { Err(FolioError::invalid_field(field, "must match [A-Z0-9]{3,12}")) }
 }
 
-/// Client metadata: at most 32 keys and 4 KiB of keys and values, no empty key.
+/// Which characters a string from a caller may hold (DESIGN §4). Checked
+/// before anything is stored or compared, identically on every backend:
+/// PostgreSQL refuses NUL inside a statement while SQLite stores it, and a
+/// value one database refuses must never reach a shared batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRule {
+    /// One line: no control character (Cc, NUL included), no U+2028/U+2029.
+    Line,
+    /// Free text (`description`, `reason`, metadata values): a line that may
+    /// also hold TAB, LF and CR.
+    Multiline,
+    /// What people read and compare (emails, `display_name`): a line without
+    /// format characters (Cf: zero-width spaces, bidirectional controls)
+    /// either, so two values that look the same are the same.
+    Identity,
+}
+
+impl TextRule {
+    fn allows(self, c: char) -> bool {
+        if matches!(c, '\u{2028}' | '\u{2029}') {
+            return false;
+        }
+        if c.is_control() {
+            return self == TextRule::Multiline && matches!(c, '\t' | '\n' | '\r');
+        }
+        self != TextRule::Identity || c.general_category() != GeneralCategory::Format
+    }
+
+    fn explain(self) -> &'static str {
+        match self {
+            TextRule::Line => "must not hold control characters or line separators",
+            TextRule::Multiline => "must not hold control characters other than TAB, LF and CR",
+            TextRule::Identity => "must not hold control, format or invisible characters",
+        }
+    }
+}
+
+/// `Ok` when every character of `value` is allowed by `rule`, else `INVALID_FIELD`.
+pub fn checked_text(field: &str, value: &str, rule: TextRule) -> Result<(), FolioError> {
+    if value.chars().all(|c| rule.allows(c)) { Ok(()) } else { Err(FolioError::invalid_field(field, rule.explain())) }
+}
+
+/// Free text of at most `max` characters (descriptions, reasons).
+pub fn free_text(field: &str, value: &str, max: usize) -> Result<(), FolioError> {
+    checked_text(field, value, TextRule::Multiline)?;
+    if value.chars().count() > max {
+        return Err(FolioError::invalid_field(field, format!("must be at most {max} characters")));
+    }
+    Ok(())
+}
+
+/// Every string of a repeated field, each one a [`TextRule::Line`].
+pub fn lines<'a>(field: &str, values: impl IntoIterator<Item = &'a String>) -> Result<(), FolioError> {
+    values.into_iter().try_for_each(|value| checked_text(field, value, TextRule::Line))
+}
+
+/// Client metadata: at most 32 keys and 4 KiB of keys and values, no empty
+/// key; keys are lines, values free text.
 pub fn metadata(field: &str, metadata: &HashMap<String, String>) -> Result<BTreeMap<String, String>, FolioError> {
     if metadata.len() > MAX_METADATA_KEYS {
         return Err(FolioError::invalid_field(field, "at most 32 keys"));
@@ -32,14 +91,20 @@ pub fn metadata(field: &str, metadata: &HashMap<String, String>) -> Result<BTree
     if metadata.keys().any(String::is_empty) {
         return Err(FolioError::invalid_field(field, "keys must not be empty"));
     }
+    for (key, value) in metadata {
+        checked_text(field, key, TextRule::Line)?;
+        checked_text(field, value, TextRule::Multiline)?;
+    }
     Ok(metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
-/// Text of `min..=max` characters without control characters, trimmed.
+/// A name people read (`display_name`): `min..=max` characters, trimmed,
+/// under [`TextRule::Identity`].
 pub fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, FolioError> {
+    checked_text(field, value, TextRule::Identity)?;
     let value = value.trim();
     let chars = value.chars().count();
-    if chars < min || chars > max || value.chars().any(char::is_control) {
+    if chars < min || chars > max {
         return Err(FolioError::invalid_field(field, format!("must be {min}..{max} printable characters")));
     }
     Ok(value.to_owned())
@@ -75,5 +140,28 @@ mod tests {
         assert_eq!(page_size(0, 50, 500).ok(), Some(50));
         assert_eq!(page_size(9999, 50, 500).ok(), Some(500));
         assert!(page_size(-1, 50, 500).is_err());
+    }
+
+    #[test]
+    fn text_rules_follow_design_section_4() {
+        for bad in ["bad\u{0}", "a\u{7}b", "x\u{85}", "line\u{2028}", "para\u{2029}"] {
+            for rule in [TextRule::Line, TextRule::Multiline, TextRule::Identity] {
+                assert!(checked_text("f", bad, rule).is_err(), "{bad:?} under {rule:?}");
+            }
+        }
+        for spaced in ["a\tb", "a\nb", "a\r\nb"] {
+            assert!(checked_text("f", spaced, TextRule::Multiline).is_ok(), "{spaced:?}");
+            assert!(checked_text("f", spaced, TextRule::Line).is_err(), "{spaced:?}");
+        }
+        for invisible in ["ops@example.test\u{200b}", "a\u{202e}b", "\u{feff}x", "soft\u{ad}hyphen"] {
+            assert!(checked_text("f", invisible, TextRule::Identity).is_err(), "{invisible:?}");
+            assert!(checked_text("f", invisible, TextRule::Line).is_ok(), "{invisible:?}");
+        }
+        assert!(checked_text("f", "Zoë Ångström 東京 🙂", TextRule::Identity).is_ok());
+        assert!(text("n", "Sav\u{200b}ings", 1, 100).is_err());
+        let nul_key: HashMap<String, String> = [("k\u{0}".to_owned(), "v".to_owned())].into();
+        let tab_value: HashMap<String, String> = [("k".to_owned(), "a\tb".to_owned())].into();
+        assert!(metadata("m", &nul_key).is_err() && metadata("m", &tab_value).is_ok());
+        assert!(free_text("reason", "x\u{0}", 500).is_err() && free_text("reason", &"x".repeat(501), 500).is_err());
     }
 }

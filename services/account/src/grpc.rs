@@ -130,7 +130,10 @@ impl AccountService for AccountApi {
                 "metadata" => changes.metadata = Some(metadata.clone()),
                 "overdraft_limit" => changes.overdraft_limit = Some(overdraft_limit),
                 other => {
-                    return Err(fail(FolioError::invalid_field("update_mask", format!("cannot update {other:?}"))));
+                    return Err(fail(FolioError::invalid_field(
+                        "update_mask",
+                        format!("cannot update {:?}", folio_common::error::echo(other)),
+                    )));
                 }
             }
         }

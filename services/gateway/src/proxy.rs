@@ -113,7 +113,10 @@ impl Proxy {
         let Some(upstream) =
             self.config.routes.iter().find(|(prefix, _)| path.starts_with(prefix)).map(|(_, u)| u.clone())
         else {
-            return reply(FolioError::new(Reason::NotImplemented, format!("{path} is not served here")));
+            return reply(FolioError::new(
+                Reason::NotImplemented,
+                format!("{} is not served here", folio_common::error::echo(&path)),
+            ));
         };
         if principal.is_none() && !PUBLIC_RPCS.contains(&path.as_str()) {
             return reply(FolioError::new(

@@ -82,9 +82,7 @@ impl LedgerService for LedgerApi {
         if scale > 18 {
             return Err(fail(FolioError::invalid_field("scale", "must be 0..18")));
         }
-        if description.chars().count() > 200 {
-            return Err(fail(FolioError::invalid_field("description", "must be at most 200 characters")));
-        }
+        folio_common::validate::free_text("description", &description, 200).map_err(fail)?;
         let asset = admin::create_asset(&self.db, &code, scale, &description).await.map_err(fail)?;
         Ok(Response::new(pb::CreateAssetResponse { asset: Some(asset_message(&asset)) }))
     }
@@ -93,6 +91,10 @@ impl LedgerService for LedgerApi {
         actor(&request)?;
         let pb::ListAssetsRequest { page_size: size, page_token } = request.into_inner();
         let limit = page_size(size, 100, 1000)?;
+        // The token is the last code of the previous page.
+        if !page_token.is_empty() {
+            validate::asset_code("page_token", &page_token).map_err(fail)?;
+        }
         let assets = admin::list_assets(&self.db, &page_token, limit + 1).await.map_err(fail)?;
         let (assets, next_page_token) = folio_common::paging::finish_page(assets, limit, |a| a.code.clone());
         Ok(Response::new(pb::ListAssetsResponse {

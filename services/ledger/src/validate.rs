@@ -24,9 +24,7 @@ pub fn description_and_metadata(
     description: &str,
     metadata: &std::collections::HashMap<String, String>,
 ) -> Result<BTreeMap<String, String>, FolioError> {
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(FolioError::invalid_field("description", "must be at most 500 characters"));
-    }
+    folio_common::validate::free_text("description", description, MAX_DESCRIPTION_CHARS)?;
     folio_common::validate::metadata("metadata", metadata)
 }
 

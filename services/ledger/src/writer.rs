@@ -5,15 +5,16 @@
 //! ceiling, and a hot account is locked once per batch, not once per transfer.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, VecDeque},
+    ops::Range,
     sync::Arc,
 };
 
 use folio_common::{
-    db::{RetryPolicy, TxError, run_in_tx},
+    db::{RetryPolicy, TxError, refused_value, run_in_tx},
     error::{Failure, FolioError, Reason},
 };
-use sea_orm::{DatabaseConnection, DatabaseTransaction, SqlErr};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -125,23 +126,69 @@ enum Lookup {
     Careful,
 }
 
-/// An optimistic batch met an id that exists: redo it carefully.
+/// Why a write transaction rolled back on purpose.
 #[derive(Debug, thiserror::Error)]
-#[error("a transfer id of the batch was used before")]
-struct RepeatedId;
+enum Rollback {
+    /// An optimistic batch met an id that exists: redo it carefully.
+    #[error("a transfer id of the batch was used before")]
+    RepeatedId,
+    /// A trial write (finding which operation the database refuses) went
+    /// through; nothing of it may stay.
+    #[error("trial write")]
+    Trial,
+}
+
+/// A run of one job's operations written (or refused) as one: a whole
+/// atomic job, or any consecutive operations of a non-atomic job.
+#[derive(Debug, Clone)]
+struct Part {
+    job: usize,
+    ops: Range<usize>,
+}
+
+/// Commit, or only find out whether the write would go through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Commit,
+    Trial,
+}
 
 async fn process(db: &DatabaseConnection, batch: Vec<Job>) {
+    let whole: Vec<Part> = batch.iter().enumerate().map(|(job, j)| Part { job, ops: 0..j.ops.len() }).collect();
+    let answers = match write(db, &batch, &whole, Mode::Commit).await {
+        Ok(outcomes) => whole.into_iter().zip(outcomes.into_iter().map(Ok)).collect(),
+        // The database refused something a request carried (DESIGN §5a): the
+        // neighbours of that request must not fail with it.
+        Err(error) if refused_value(&error) => {
+            metrics::counter!("folio_ledger_batches_isolated_total").increment(1);
+            tracing::warn!(%error, jobs = batch.len(), "the database refused a value in a write batch; isolating it");
+            isolate(db, &batch, units(&batch)).await
+        }
+        Err(error) => {
+            // The commit may or may not have happened: the caller must retry
+            // with the same ids, which is always safe.
+            tracing::error!(%error, "ledger write batch failed");
+            whole.into_iter().map(|part| (part, Err(unavailable("the ledger could not confirm the write")))).collect()
+        }
+    };
+    reply(batch, answers);
+}
+
+/// Writes `parts` in one transaction: optimistically first, carefully when
+/// an id turns out to be known.
+async fn write(db: &DatabaseConnection, batch: &[Job], parts: &[Part], mode: Mode) -> Result<Vec<Outcome>, DbErr> {
     let mut lookup = Lookup::Optimistic;
     let mut attempt = 0;
-    let result = loop {
+    loop {
         attempt += 1;
-        let result = run_in_tx(db, "ledger_write_batch", RetryPolicy::default(), |tx| {
-            let batch = &batch;
-            async move { apply_batch(&tx, batch, lookup).await }
+        let result = run_in_tx(db, "ledger_write_batch", RetryPolicy::default(), |tx| async move {
+            apply_parts(&tx, batch, parts, lookup, mode).await
         })
         .await;
         match result {
-            Err(TxError::Abort(RepeatedId)) if attempt < 4 => lookup = Lookup::Careful,
+            Ok(outcomes) => return Ok(outcomes),
+            Err(TxError::Abort(Rollback::Trial)) => return Ok(Vec::new()),
+            Err(TxError::Abort(Rollback::RepeatedId)) if attempt < 4 => lookup = Lookup::Careful,
             // A repeated id (optimistic), or another replica inserted one of
             // our ids or reversed one of our originals between our read and
             // our write: read again and redo.
@@ -151,43 +198,142 @@ async fn process(db: &DatabaseConnection, batch: Vec<Job>) {
                 tracing::debug!(%error, attempt, ?lookup, "write batch met an existing row; redoing it carefully");
                 lookup = Lookup::Careful;
             }
-            other => break other,
-        }
-    };
-    match result {
-        Ok(outcomes) => {
-            for (job, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = job.reply.send(Ok(outcome));
-            }
-        }
-        Err(error) => {
-            // The commit may or may not have happened: the caller must retry
-            // with the same ids, which is always safe.
-            tracing::error!(error = %error, "ledger write batch failed");
-            for job in batch {
-                let _ = job.reply.send(Err(unavailable("the ledger could not confirm the write")));
+            Err(TxError::Db(error)) => return Err(error),
+            Err(TxError::Abort(Rollback::RepeatedId)) => {
+                return Err(DbErr::Custom("transfer ids kept turning out to be known".into()));
             }
         }
     }
 }
 
-async fn apply_batch(
+/// The smallest parts a batch can be split into: each atomic job whole,
+/// each operation of a non-atomic job alone (in order, so later operations
+/// still see earlier ones).
+fn units(batch: &[Job]) -> Vec<Part> {
+    let mut units = Vec::new();
+    for (job, j) in batch.iter().enumerate() {
+        if j.atomic {
+            units.push(Part { job, ops: 0..j.ops.len() });
+        } else {
+            units.extend((0..j.ops.len()).map(|op| Part { job, ops: op..op + 1 }));
+        }
+    }
+    units
+}
+
+/// Writes `units` in halves, in order, until every group either commits or
+/// is one unit the database refuses: that unit alone gets the error.
+async fn isolate(db: &DatabaseConnection, batch: &[Job], units: Vec<Part>) -> Vec<(Part, Result<Outcome, Failure>)> {
+    let mut answers = Vec::with_capacity(units.len());
+    let mut groups = VecDeque::from([units]);
+    while let Some(mut group) = groups.pop_front() {
+        match write(db, batch, &group, Mode::Commit).await {
+            Ok(outcomes) => answers.extend(group.into_iter().zip(outcomes.into_iter().map(Ok))),
+            Err(error) if refused_value(&error) && group.len() > 1 => {
+                let second = group.split_off(group.len() / 2);
+                groups.push_front(second);
+                groups.push_front(group);
+            }
+            Err(error) if refused_value(&error) => {
+                let Some(unit) = group.pop() else { continue };
+                let outcome = refused(db, batch, &unit, &error).await;
+                answers.push((unit, outcome));
+            }
+            Err(error) => {
+                tracing::error!(%error, "ledger write failed while isolating a refused value");
+                answers.extend(
+                    group.into_iter().map(|unit| (unit, Err(unavailable("the ledger could not confirm the write")))),
+                );
+            }
+        }
+    }
+    answers
+}
+
+/// The answer for a unit the database refuses: the operation's own error;
+/// for an atomic job, the first operation whose prefix is refused (found by
+/// trial writes that are rolled back).
+async fn refused(db: &DatabaseConnection, batch: &[Job], unit: &Part, error: &DbErr) -> Result<Outcome, Failure> {
+    tracing::warn!(%error, job = unit.job, "the database refused a value of one request");
+    let refusal =
+        FolioError::invalid_field("transfer", "the ledger's database refused a value of this transfer; check its text");
+    if !batch[unit.job].atomic {
+        return Ok(Outcome::Each(vec![Err(refusal)]));
+    }
+    // The whole job is refused; find the shortest refused prefix.
+    let (mut passes, mut refused_at) = (0, unit.ops.len());
+    while refused_at - passes > 1 {
+        let middle = (passes + refused_at) / 2;
+        let prefix = [Part { job: unit.job, ops: 0..middle }];
+        match write(db, batch, &prefix, Mode::Trial).await {
+            Ok(_) => passes = middle,
+            Err(error) if refused_value(&error) => refused_at = middle,
+            Err(_) => return Err(unavailable("the ledger could not confirm the write")),
+        }
+    }
+    Ok(Outcome::AtomicFailed { index: refused_at - 1, error: refusal })
+}
+
+/// Answers every job from the outcomes of its parts, in order.
+fn reply(batch: Vec<Job>, mut answers: Vec<(Part, Result<Outcome, Failure>)>) {
+    answers.sort_by_key(|(part, _)| (part.job, part.ops.start));
+    let mut answers = answers.into_iter().peekable();
+    for (index, job) in batch.into_iter().enumerate() {
+        let mut merged: Option<Result<Outcome, Failure>> = None;
+        while let Some((_, outcome)) = answers.next_if(|(part, _)| part.job == index) {
+            merged = Some(match (merged, outcome) {
+                (None, outcome) => outcome,
+                (Some(Ok(Outcome::Each(mut done))), Ok(Outcome::Each(more))) => {
+                    done.extend(more);
+                    Ok(Outcome::Each(done))
+                }
+                // Only a non-atomic job has several parts; one that could not
+                // be confirmed is answered for that operation alone.
+                (Some(Ok(Outcome::Each(mut done))), Err(failure)) => {
+                    done.push(Err(as_caller_error(failure)));
+                    Ok(Outcome::Each(done))
+                }
+                (Some(earlier), _) => earlier,
+            });
+        }
+        let answer = merged.unwrap_or_else(|| Err(unavailable("the ledger could not confirm the write")));
+        let _ = job.reply.send(answer);
+    }
+}
+
+fn as_caller_error(failure: Failure) -> FolioError {
+    match failure {
+        Failure::Caller(error) => error,
+        Failure::Internal(_) => {
+            FolioError::new(Reason::DependencyUnavailable, "the ledger could not confirm the write")
+        }
+    }
+}
+
+async fn apply_parts(
     tx: &DatabaseTransaction,
     batch: &[Job],
+    parts: &[Part],
     lookup: Lookup,
-) -> Result<Vec<Outcome>, TxError<RepeatedId>> {
-    let mut state = load(tx, batch, lookup).await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        outcomes.push(apply_job(&mut state, job));
+    mode: Mode,
+) -> Result<Vec<Outcome>, TxError<Rollback>> {
+    let ops: Vec<&Op> = parts.iter().flat_map(|part| &batch[part.job].ops[part.ops.clone()]).collect();
+    let mut state = load(tx, &ops, lookup).await?;
+    let mut outcomes = Vec::with_capacity(parts.len());
+    for part in parts {
+        let job = &batch[part.job];
+        outcomes.push(apply_part(&mut state, &job.ops[part.ops.clone()], job.atomic, &job.actor));
     }
     if lookup == Lookup::Optimistic {
-        let suspects = failed_ids(batch, &outcomes);
+        let suspects = failed_ids(batch, parts, &outcomes);
         if !suspects.is_empty() && !store::transfers_by_id(tx, &suspects, false).await?.is_empty() {
-            return Err(TxError::Abort(RepeatedId));
+            return Err(TxError::Abort(Rollback::RepeatedId));
         }
     }
     store::write_batch(tx, &mut state).await?;
+    if mode == Mode::Trial {
+        return Err(TxError::Abort(Rollback::Trial));
+    }
     let sequences: HashMap<&str, i64> = state.created.iter().map(|t| (t.id.as_str(), t.sequence)).collect();
     for outcome in &mut outcomes {
         if let Outcome::Each(results) = outcome {
@@ -203,13 +349,14 @@ async fn apply_batch(
 
 /// The ids of operations that failed (every id of a failed atomic job):
 /// the ones whose failure could be a repeat of a committed transfer.
-fn failed_ids(batch: &[Job], outcomes: &[Outcome]) -> BTreeSet<String> {
+fn failed_ids(batch: &[Job], parts: &[Part], outcomes: &[Outcome]) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
-    for (job, outcome) in batch.iter().zip(outcomes) {
+    for (part, outcome) in parts.iter().zip(outcomes) {
+        let ops = &batch[part.job].ops[part.ops.clone()];
         let failed: Vec<&Op> = match outcome {
-            Outcome::AtomicFailed { .. } => job.ops.iter().collect(),
+            Outcome::AtomicFailed { .. } => ops.iter().collect(),
             Outcome::Each(results) => {
-                job.ops.iter().zip(results).filter(|(_, result)| result.is_err()).map(|(op, _)| op).collect()
+                ops.iter().zip(results).filter(|(_, result)| result.is_err()).map(|(op, _)| op).collect()
             }
         };
         ids.extend(failed.into_iter().filter_map(Op::new_id).map(str::to_owned));
@@ -217,12 +364,12 @@ fn failed_ids(batch: &[Job], outcomes: &[Outcome]) -> BTreeSet<String> {
     ids
 }
 
-fn apply_job(state: &mut BatchState, job: &Job) -> Outcome {
-    if job.atomic {
+fn apply_part(state: &mut BatchState, ops: &[Op], atomic: bool, actor: &Actor) -> Outcome {
+    if atomic {
         let savepoint = state.savepoint();
-        let mut results = Vec::with_capacity(job.ops.len());
-        for (index, op) in job.ops.iter().enumerate() {
-            match state.apply(op, &job.actor) {
+        let mut results = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            match state.apply(op, actor) {
                 Ok(transfer) => results.push(Ok(transfer)),
                 Err(error) => {
                     state.rollback_to(savepoint);
@@ -232,12 +379,11 @@ fn apply_job(state: &mut BatchState, job: &Job) -> Outcome {
         }
         Outcome::Each(results)
     } else {
-        let results = job
-            .ops
+        let results = ops
             .iter()
             .map(|op| {
                 let savepoint = state.savepoint();
-                let result = state.apply(op, &job.actor);
+                let result = state.apply(op, actor);
                 if result.is_err() {
                     state.rollback_to(savepoint);
                 }
@@ -250,12 +396,12 @@ fn apply_job(state: &mut BatchState, job: &Job) -> Outcome {
 
 /// Reads and locks what the batch needs: holds first, then accounts, each in
 /// id order, so concurrent writers (here or on another replica) never deadlock.
-async fn load(tx: &DatabaseTransaction, batch: &[Job], lookup: Lookup) -> Result<BatchState, TxError<RepeatedId>> {
+async fn load(tx: &DatabaseTransaction, ops: &[&Op], lookup: Lookup) -> Result<BatchState, TxError<Rollback>> {
     let mut ids = BTreeSet::new();
     let mut holds = BTreeSet::new();
     let mut originals = BTreeSet::new();
     let mut accounts = BTreeSet::new();
-    for op in batch.iter().flat_map(|job| &job.ops) {
+    for op in ops {
         match op {
             Op::Transfer(request) => {
                 ids.insert(request.id.clone());
@@ -299,7 +445,7 @@ async fn load(tx: &DatabaseTransaction, batch: &[Job], lookup: Lookup) -> Result
     }
     // The registry decides only between ASSET_NOT_FOUND and ASSET_MISMATCH,
     // so it is read only when some transfer's asset differs from its accounts'.
-    let asset_in_doubt = batch.iter().flat_map(|job| &job.ops).any(|op| match op {
+    let asset_in_doubt = ops.iter().any(|op| match op {
         Op::Transfer(request) if matches!(request.kind, Kind::Posted | Kind::Pending) => {
             [&request.debit_account_id, &request.credit_account_id]
                 .iter()

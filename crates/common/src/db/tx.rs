@@ -136,6 +136,27 @@ pub fn is_retryable(error: &DbErr) -> bool {
     }
 }
 
+/// Whether the database refused a statement because of a value it was
+/// given, not because of its own state: PostgreSQL SQLSTATE classes 22 (data
+/// exception: NUL in text, a value out of range), 23 (integrity constraint)
+/// and 54 (program limit: an index row too large); SQLite's CONSTRAINT,
+/// TOOBIG, MISMATCH and RANGE (extended codes included). A batch that fails
+/// this way can be split to find the request that caused it; any other
+/// failure (connection, I/O, shutdown) is nobody's request's doing.
+pub fn refused_value(error: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let sqlx = match error {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    let Some(code) = sqlx.as_database_error().and_then(|e| e.code()) else { return false };
+    // A SQLSTATE has five characters; SQLite's extended codes are below 10,000.
+    if code.len() == 5 {
+        return matches!(code.get(..2), Some("22" | "23" | "54"));
+    }
+    code.parse::<u32>().is_ok_and(|sqlite| matches!(sqlite & 0xff, 18 | 19 | 20 | 25))
+}
+
 fn backoff(policy: RetryPolicy, attempt: u32) -> Duration {
     let exponential = policy.base_delay.saturating_mul(1 << attempt.min(16).saturating_sub(1));
     let capped = exponential.min(policy.max_delay);

@@ -102,7 +102,11 @@ fn known_subset(field: &str, values: &[String], allowed: &[&'static str]) -> Res
     let mut chosen: Vec<&'static str> = Vec::new();
     for value in values {
         let Some(known) = allowed.iter().find(|a| **a == value.as_str()) else {
-            return Err(FolioError::invalid_field(field, format!("unknown value {value:?}")).into());
+            return Err(FolioError::invalid_field(
+                field,
+                format!("unknown value {:?}", folio_common::error::echo(value)),
+            )
+            .into());
         };
         if !chosen.contains(known) {
             chosen.push(known);

@@ -191,9 +191,9 @@ impl AuthCore {
             if let Some(missing) = requested.iter().find(|s| !available.contains(s)) {
                 return Err(FolioError::new(
                     Reason::MissingScope,
-                    format!("scope {missing:?} is not granted to this account"),
+                    format!("scope {:?} is not granted to this account", folio_common::error::echo(missing)),
                 )
-                .with_metadata("scope", missing.clone())
+                .with_metadata("scope", folio_common::error::echo(missing))
                 .into());
             }
             requested.to_vec()
