@@ -100,6 +100,7 @@ impl AccountCore {
                     request_hash: Set(request_hash),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    resync_due: Set(false),
                 }
                 .insert(&*tx)
                 .await?;

@@ -28,6 +28,8 @@ pub mod accounts {
         pub request_hash: String,
         pub created_at: i64,
         pub updated_at: i64,
+        /// The last ledger change's outcome is unknown: re-read the ledger.
+        pub resync_due: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -33,6 +33,23 @@ pub enum Opened {
     Refused(FolioError),
 }
 
+/// The ledger's answer to a versioned change.
+pub struct Applied {
+    /// False when the version was not newer than the ledger's: nothing changed.
+    pub applied: bool,
+    /// The ledger's state after the call.
+    pub account: pb::LedgerAccount,
+}
+
+impl Applied {
+    fn from_reply(applied: bool, account: Option<pb::LedgerAccount>) -> Result<Self, Failure> {
+        let account = account.ok_or_else(|| {
+            Failure::Internal(anyhow::anyhow!("the ledger answered a change without the account's state"))
+        })?;
+        Ok(Self { applied, account })
+    }
+}
+
 /// Calls to the ledger.
 #[derive(Clone)]
 pub struct Ledger {
@@ -99,22 +116,27 @@ impl Ledger {
         }
     }
 
-    /// SetAccountStatus; returns the ledger's (status, version) after the call.
-    pub async fn set_status(&self, id: &str, status: pb::AccountStatus, version: i64) -> Result<(i32, i64), Failure> {
+    /// SetAccountStatus: whether the ledger applied it, and its state after the call.
+    pub async fn set_status(&self, id: &str, status: pb::AccountStatus, version: i64) -> Result<Applied, Failure> {
         let message = pb::SetAccountStatusRequest { account_id: id.to_owned(), status: status as i32, version };
         let request = self.request(message, INLINE_DEADLINE).await.map_err(|s| from_ledger(&s))?;
         let reply = self.admin.clone().set_account_status(request).await.map_err(|s| from_ledger(&s))?.into_inner();
-        let account = reply.account.unwrap_or_default();
-        Ok((account.status, account.version))
+        Applied::from_reply(reply.applied, reply.account)
     }
 
-    /// SetOverdraftLimit; returns the ledger's (limit, version) after the call.
-    pub async fn set_overdraft_limit(&self, id: &str, limit: i64, version: i64) -> Result<(i64, i64), Failure> {
+    /// SetOverdraftLimit: whether the ledger applied it, and its state after the call.
+    pub async fn set_overdraft_limit(&self, id: &str, limit: i64, version: i64) -> Result<Applied, Failure> {
         let message = pb::SetOverdraftLimitRequest { account_id: id.to_owned(), overdraft_limit: limit, version };
         let request = self.request(message, INLINE_DEADLINE).await.map_err(|s| from_ledger(&s))?;
         let reply = self.admin.clone().set_overdraft_limit(request).await.map_err(|s| from_ledger(&s))?.into_inner();
-        let account = reply.account.unwrap_or_default();
-        Ok((account.overdraft_limit, account.version))
+        Applied::from_reply(reply.applied, reply.account)
+    }
+
+    /// The ledger's status, limit and version of an account, read without
+    /// changing anything: a change with version 0 is never newer than the
+    /// ledger's, so it is answered `applied = false` with the current state.
+    pub async fn state(&self, id: &str) -> Result<pb::LedgerAccount, Failure> {
+        Ok(self.set_status(id, pb::AccountStatus::Active, 0).await?.account)
     }
 
     /// The current balance, or `None` when the ledger does not answer in time.

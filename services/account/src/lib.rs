@@ -12,6 +12,7 @@ mod create;
 mod entities;
 mod grpc;
 mod ledger;
+mod ledger_change;
 mod lifecycle;
 mod migration;
 mod outbox;

@@ -1,7 +1,6 @@
 //! Reading and changing accounts. Status and limit changes go to the ledger
-//! first (it is authoritative) with the next per-account version, and are
-//! recorded here only after it confirms; a stale or retried change can never
-//! undo a newer one because the ledger ignores versions it has passed.
+//! first (it is authoritative) and are recorded here only after it confirms
+//! (`ledger_change.rs`); local fields change under the etag alone.
 
 use std::collections::HashMap;
 
@@ -14,8 +13,9 @@ use folio_proto::ledger::{AccountStatus, Balance};
 use sea_orm::sea_query::ExprTrait as _;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
-use crate::core::{Account, AccountCore, Caller, StatusChange, status_number};
+use crate::core::{Account, AccountCore, Caller, status_number};
 use crate::entities::accounts;
+use crate::ledger_change::{Intent, LedgerChange, LocalEdits};
 
 /// Fields UpdateAccount may change.
 pub struct Changes {
@@ -25,6 +25,13 @@ pub struct Changes {
     pub metadata: Option<HashMap<String, String>>,
     /// New overdraft limit (operators).
     pub overdraft_limit: Option<i64>,
+}
+
+/// Longest reason a status change may give.
+const MAX_REASON_CHARS: usize = 500;
+
+fn stale_etag() -> FolioError {
+    FolioError::new(Reason::EtagMismatch, "the account changed since it was read; read it again")
 }
 
 /// The etag of an account.
@@ -116,34 +123,45 @@ impl AccountCore {
         let account = self.find(&self.db, &id).await?;
         caller.may_change(&account)?;
         if etag(&account) != given_etag {
-            return Err(
-                FolioError::new(Reason::EtagMismatch, "the account changed since it was read; read it again").into()
-            );
+            return Err(stale_etag().into());
         }
         if account.status == status_number(AccountStatus::Closed) {
             return Err(FolioError::new(Reason::AccountClosed, "the account is closed").into());
         }
-        let mut ledger_version = None;
-        if let Some(limit) = changes.overdraft_limit {
-            caller.require_manager()?;
-            if limit < 0 {
-                return Err(FolioError::invalid_field("overdraft_limit", "must not be negative").into());
-            }
-            refuse_unless_settled(&account)?;
-            let (_, version) = self.ledger.set_overdraft_limit(&id, limit, account.version + 1).await?;
-            ledger_version = Some(version);
+        let Some(limit) = changes.overdraft_limit else {
+            return self.update_locally(&account, display_name, metadata).await;
+        };
+        caller.require_manager()?;
+        if limit < 0 {
+            return Err(FolioError::invalid_field("overdraft_limit", "must not be negative").into());
         }
+        // The etag is checked again under the row lock, before the ledger is
+        // asked: a stale etag changes nothing anywhere.
+        let intent = Intent { change: LedgerChange::OverdraftLimit(limit), actor: &caller.subject, reason: "" };
+        let edits = LocalEdits { display_name, metadata };
+        self.change_in_ledger(&id, intent, edits, |current| {
+            if etag(current) != given_etag {
+                return Err(stale_etag().into());
+            }
+            refuse_unless_settled(current)
+        })
+        .await
+    }
+
+    /// UpdateAccount of local fields only, guarded by the etag under the write.
+    async fn update_locally(
+        &self,
+        account: &Account,
+        display_name: Option<String>,
+        metadata: Option<String>,
+    ) -> Result<Account, Failure> {
         let updated = run_in_tx(&self.db, "account_update", RetryPolicy::default(), |tx| {
-            let (id, display_name, metadata) = (id.clone(), display_name.clone(), metadata.clone());
+            let (display_name, metadata) = (display_name.clone(), metadata.clone());
             async move {
-                let current = self.find(&*tx, &id).await?;
+                let current = self.find(&*tx, &account.id).await?;
                 // The etag is checked again under the write: a concurrent update loses.
                 if current.revision != account.revision {
-                    return Err(FolioError::new(
-                        Reason::EtagMismatch,
-                        "the account changed since it was read; read it again",
-                    )
-                    .into());
+                    return Err(stale_etag().into());
                 }
                 let now = self.now(&*tx).await?;
                 let mut row: accounts::ActiveModel = current.clone().into();
@@ -152,10 +170,6 @@ impl AccountCore {
                 }
                 if let Some(metadata) = metadata {
                     row.metadata = Set(metadata);
-                }
-                if let (Some(limit), Some(version)) = (changes.overdraft_limit, ledger_version) {
-                    row.overdraft_limit = Set(limit);
-                    row.version = Set(Ord::max(current.version, version));
                 }
                 row.revision = Set(current.revision + 1);
                 row.updated_at = Set(now);
@@ -166,7 +180,10 @@ impl AccountCore {
         Ok(updated)
     }
 
-    /// FreezeAccount / UnfreezeAccount / CloseAccount: the ledger first, then the record and the audit trail.
+    /// FreezeAccount / UnfreezeAccount / CloseAccount: the ledger first,
+    /// under the account's lock, then the record and the audit trail. An
+    /// operator's freeze stands until an operator lifts it: the owner cannot
+    /// close a frozen account.
     pub async fn set_status(
         &self,
         caller: &Caller,
@@ -175,43 +192,22 @@ impl AccountCore {
         reason: &str,
     ) -> Result<Account, Failure> {
         let id = validate::uuid("account_id", id)?;
-        let account = self.find(&self.db, &id).await?;
-        match target {
-            AccountStatus::Closed => caller.may_change(&account)?,
-            _ => caller.require_manager()?,
-        }
-        refuse_unless_settled(&account)?;
-        let (status, version) = self.ledger.set_status(&id, target, account.version + 1).await?;
-        let status = i16::try_from(status).unwrap_or_default();
-        Ok(run_in_tx(&self.db, "account_set_status", RetryPolicy::default(), |tx| {
-            let id = id.clone();
-            async move {
-                let current = self.find(&*tx, &id).await?;
-                if version <= current.version {
-                    // A newer change was recorded meanwhile; it stands.
-                    return Ok(current);
-                }
-                let now = self.now(&*tx).await?;
-                if status != current.status {
-                    let change = StatusChange {
-                        account_id: &id,
-                        from: current.status,
-                        to: status,
-                        actor: &caller.subject,
-                        reason,
-                    };
-                    self.audit_status(&*tx, change, now).await?;
-                }
-                let row = accounts::ActiveModel {
-                    status: Set(status),
-                    version: Set(version),
-                    revision: Set(current.revision + 1),
-                    updated_at: Set(now),
-                    ..current.into()
-                };
-                Ok::<_, TxError<Failure>>(row.update(&*tx).await?)
+        validate::free_text("reason", reason, MAX_REASON_CHARS)?;
+        let intent = Intent { change: LedgerChange::Status(target), actor: &caller.subject, reason };
+        self.change_in_ledger(&id, intent, LocalEdits::default(), |account| {
+            match target {
+                AccountStatus::Closed => caller.may_change(account)?,
+                _ => caller.require_manager()?,
             }
+            refuse_unless_settled(account)?;
+            if target == AccountStatus::Closed
+                && !caller.manage_any
+                && account.status == status_number(AccountStatus::Frozen)
+            {
+                return Err(FolioError::new(Reason::AccountFrozen, "an operator froze this account").into());
+            }
+            Ok(())
         })
-        .await?)
+        .await
     }
 }

@@ -4,6 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_account_schema;
+mod m0002_resync_due;
 
 /// Every migration of the `account` schema, oldest first.
 pub struct Migrator;
@@ -11,6 +12,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_account_schema::Migration)]
+        vec![Box::new(m0001_account_schema::Migration), Box::new(m0002_resync_due::Migration)]
     }
 }

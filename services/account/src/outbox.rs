@@ -27,6 +27,9 @@ pub fn spawn(core: AccountCore, interval: Duration, shutdown: CancellationToken)
             if let Err(error) = pass(&core).await {
                 tracing::warn!(%error, "outbox pass failed");
             }
+            if let Err(error) = core.repair_pass().await {
+                tracing::warn!(%error, "repair pass failed");
+            }
         }
     });
 }
