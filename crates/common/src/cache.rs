@@ -2,16 +2,18 @@
 //! rate-limit buckets, expiring keys and pub/sub nudges, in Redis when
 //! configured and in process otherwise. Both backends pass one test suite.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::stream::BoxStream;
 use secrecy::ExposeSecret;
 
 use crate::config::RedisSettings;
 
+mod fallback;
 mod memory;
 mod redis_backend;
 
+pub use fallback::WithFallback;
 pub use memory::MemoryCache;
 pub use redis_backend::RedisCache;
 
@@ -56,11 +58,12 @@ impl RateLimit {
     }
 }
 
-/// Redis or the in-process fallback.
+/// Redis (with the in-process cache standing in while it is down) or the
+/// in-process cache alone.
 #[derive(Clone)]
 pub enum Cache {
     /// Shared across replicas.
-    Redis(Box<RedisCache>),
+    Redis(Arc<WithFallback>),
     /// This process only.
     Memory(MemoryCache),
 }
@@ -69,23 +72,47 @@ impl Cache {
     /// Redis when `redis.url` is set, the in-process fallback otherwise.
     pub async fn from_settings(settings: &RedisSettings) -> anyhow::Result<Self> {
         Ok(match &settings.url {
-            Some(url) => Cache::Redis(Box::new(RedisCache::connect(url.expose_secret()).await?)),
+            Some(url) => Cache::redis(RedisCache::connect(url.expose_secret()).await?),
             None => Cache::Memory(MemoryCache::default()),
         })
+    }
+
+    /// `redis`, with the in-process cache standing in while it is down.
+    pub fn redis(redis: RedisCache) -> Self {
+        Cache::Redis(Arc::new(WithFallback::new(redis)))
+    }
+
+    /// While Redis is down, rate limits enforce 1/`replicas` of each budget.
+    pub fn with_replicas(self, replicas: u32) -> Self {
+        match self {
+            Cache::Redis(shared) => match Arc::try_unwrap(shared) {
+                Ok(shared) => Cache::Redis(Arc::new(shared.with_replicas(replicas))),
+                Err(shared) => Cache::Redis(shared),
+            },
+            memory => memory,
+        }
     }
 
     /// Adds one to `key`, starting its expiry `ttl` on the first increment; returns the new count.
     pub async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
         match self {
-            Cache::Redis(c) => c.incr(key, ttl).await,
+            Cache::Redis(c) => c.run(|r| r.incr(key, ttl), |m| m.incr(key, ttl)).await,
             Cache::Memory(c) => Ok(c.incr(key, ttl)),
+        }
+    }
+
+    /// Takes one from a counter that exists (never below zero); returns the new count.
+    pub async fn decr(&self, key: &str) -> Result<i64, CacheError> {
+        match self {
+            Cache::Redis(c) => c.run(|r| r.decr(key), |m| m.decr(key)).await,
+            Cache::Memory(c) => Ok(c.decr(key)),
         }
     }
 
     /// The value of a counter (0 when absent or expired).
     pub async fn counter(&self, key: &str) -> Result<i64, CacheError> {
         match self {
-            Cache::Redis(c) => c.counter(key).await,
+            Cache::Redis(c) => c.run(|r| r.counter(key), |m| m.counter(key)).await,
             Cache::Memory(c) => Ok(c.counter(key)),
         }
     }
@@ -93,7 +120,7 @@ impl Cache {
     /// Sets `key` to `value`, expiring after `ttl`.
     pub async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
         match self {
-            Cache::Redis(c) => c.set(key, value, ttl).await,
+            Cache::Redis(c) => c.run(|r| r.set(key, value, ttl), |m| m.set(key, value, ttl)).await,
             Cache::Memory(c) => {
                 c.set(key, value, ttl);
                 Ok(())
@@ -104,7 +131,7 @@ impl Cache {
     /// The value of `key`, if present and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
         match self {
-            Cache::Redis(c) => c.get(key).await,
+            Cache::Redis(c) => c.run(|r| r.get(key), |m| m.get(key)).await,
             Cache::Memory(c) => Ok(c.get(key)),
         }
     }
@@ -112,7 +139,7 @@ impl Cache {
     /// Removes `key` (counters included).
     pub async fn delete(&self, key: &str) -> Result<(), CacheError> {
         match self {
-            Cache::Redis(c) => c.delete(key).await,
+            Cache::Redis(c) => c.run(|r| r.delete(key), |m| m.delete(key)).await,
             Cache::Memory(c) => {
                 c.delete(key);
                 Ok(())
@@ -120,10 +147,14 @@ impl Cache {
         }
     }
 
-    /// Takes `cost` from the bucket `key` if it allows, atomically (one round trip on Redis).
+    /// Takes `cost` from the bucket `key` if it allows, atomically (one round
+    /// trip on Redis; this replica's share of the budget while Redis is down).
     pub async fn rate_limit(&self, key: &str, limit: RateLimit, cost: u32) -> Result<RateDecision, CacheError> {
         match self {
-            Cache::Redis(c) => c.rate_limit(key, limit, cost).await,
+            Cache::Redis(c) => {
+                let share = c.share_of(limit);
+                c.run(|r| r.rate_limit(key, limit, cost), |m| m.rate_limit(key, share, cost)).await
+            }
             Cache::Memory(c) => Ok(c.rate_limit(key, limit, cost)),
         }
     }
@@ -131,7 +162,7 @@ impl Cache {
     /// Publishes a nudge on `channel` to every subscriber (of every replica, on Redis).
     pub async fn publish(&self, channel: &str, message: &str) -> Result<(), CacheError> {
         match self {
-            Cache::Redis(c) => c.publish(channel, message).await,
+            Cache::Redis(c) => c.run(|r| r.publish(channel, message), |m| m.publish(channel, message)).await,
             Cache::Memory(c) => {
                 c.publish(channel, message);
                 Ok(())
@@ -143,7 +174,7 @@ impl Cache {
     /// nudges only hurry work that also happens on a timer.
     pub async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, String>, CacheError> {
         match self {
-            Cache::Redis(c) => c.subscribe(channel).await,
+            Cache::Redis(c) => c.redis().subscribe(channel).await,
             Cache::Memory(c) => Ok(c.subscribe(channel)),
         }
     }

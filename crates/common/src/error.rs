@@ -74,6 +74,7 @@ reasons! {
     BalanceNotZero => FailedPrecondition, "BALANCE_NOT_ZERO";
     AlreadyReversed => FailedPrecondition, "ALREADY_REVERSED";
     NotReversible => FailedPrecondition, "NOT_REVERSIBLE";
+    ServiceAccountProvisioned => FailedPrecondition, "SERVICE_ACCOUNT_PROVISIONED";
     EtagMismatch => Aborted, "ETAG_MISMATCH";
     RateLimited => ResourceExhausted, "RATE_LIMITED";
     TooManyAttempts => ResourceExhausted, "TOO_MANY_ATTEMPTS";

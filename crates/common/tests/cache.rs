@@ -14,9 +14,9 @@ macro_rules! cache_suite {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let cache = super::Cache::Redis(Box::new(
+                    let cache = super::Cache::redis(
                         super::RedisCache::connect(&super::redis_url()).await.expect("Redis must be running"),
-                    ));
+                    );
                     super::$name(cache).await;
                 }
             )*

@@ -29,7 +29,7 @@ pub const NAME: &str = "gateway";
 pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
     let settings: GatewaySettings = config.section("gateway")?;
-    let cache = Cache::from_settings(&common.redis).await?;
+    let cache = Cache::from_settings(&common.redis).await?.with_replicas(settings.replicas);
     let auth = folio_common::auth::remote_auth(common, VerifierSettings::default())?;
     auth.verifier.spawn_refresh(Some(cache.clone()), shutdown.clone());
     let resolve = Duration::from_millis(settings.resolve_interval_ms);
@@ -57,6 +57,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
         max_message_bytes: common.server.max_message_bytes,
     });
     let mut builder = ServerBuilder::new(NAME, common.server.clone())
+        .public_facing()
         .descriptor_set(folio_proto::PUBLIC_FILE_DESCRIPTOR_SET)
         .authenticate_with(auth.verifier)
         .grpc_web(cors(&settings.cors_allowed_origins)?)

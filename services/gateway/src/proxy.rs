@@ -28,13 +28,6 @@ use crate::upstream::Upstream;
 pub const DOMAIN: &str = "gateway.folio";
 
 /// RPCs callable without a token.
-const PUBLIC_RPCS: &[&str] = &[
-    "/folio.auth.v1.AuthService/Register",
-    "/folio.auth.v1.AuthService/Login",
-    "/folio.auth.v1.AuthService/Refresh",
-    "/folio.auth.v1.AuthService/IssueServiceToken",
-    "/folio.auth.v1.AuthService/GetJwks",
-];
 
 /// Everything the proxy needs.
 pub struct ProxyConfig {
@@ -63,8 +56,42 @@ impl Proxy {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(1)));
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build(connector);
+        // One connection to an upstream carries many callers' calls: a header
+        // block over the client's limit is a connection error in HTTP/2 (the
+        // HPACK state cannot be trusted after it), so the limit is set far
+        // above anything an upstream answers, and oversized values are cut
+        // on the way out instead (see `bound_headers`).
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .http2_max_header_list_size(UPSTREAM_MAX_HEADER_LIST_BYTES)
+            .build(connector);
         Self { config: Arc::new(config), client }
+    }
+}
+
+/// The header block an upstream's answer may have before the connection it
+/// shares with other calls would be torn down.
+const UPSTREAM_MAX_HEADER_LIST_BYTES: u32 = 1 << 20;
+/// Longest header value passed on to a caller (gRPC clients refuse header
+/// blocks past 8 KiB by default).
+const MAX_FORWARDED_HEADER_BYTES: usize = 4096;
+
+/// Cuts what no caller should receive: an over-long `grpc-message` is
+/// shortened, any other over-long value dropped (logged: an upstream broke
+/// the bound of DESIGN §4).
+fn bound_headers(headers: &mut http::HeaderMap) {
+    let oversized: Vec<http::HeaderName> = headers
+        .iter()
+        .filter(|(_, value)| value.len() > MAX_FORWARDED_HEADER_BYTES)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in oversized {
+        tracing::warn!(header = %name, "an upstream answered an over-long header; cutting it");
+        if name == "grpc-message" {
+            headers.insert(name, HeaderValue::from_static("the upstream's message was too long and was cut"));
+        } else {
+            headers.remove(name);
+        }
     }
 }
 
@@ -118,7 +145,7 @@ impl Proxy {
                 format!("{} is not served here", folio_common::error::echo(&path)),
             ));
         };
-        if principal.is_none() && !PUBLIC_RPCS.contains(&path.as_str()) {
+        if principal.is_none() && !folio_common::auth::is_public(&path) {
             return reply(FolioError::new(
                 Reason::TokenMissing,
                 "this call needs `authorization: Bearer <access token>`",
@@ -139,23 +166,27 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         // Folio's RPCs are unary: the request is read (bounded) before it is
         // sent, so an endpoint that refuses the connection can be skipped and
-        // the next one tried with the same bytes.
+        // the next one tried with the same bytes. The read is inside the
+        // deadline: a body that never arrives is cancelled and frees its permit.
         let limited = http_body_util::Limited::new(body, self.config.max_message_bytes);
-        let body = match limited.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => {
-                return reply(
-                    FolioError::new(Reason::MessageTooLarge, "the request exceeds the size limit")
-                        .with_metadata("limit_bytes", self.config.max_message_bytes.to_string()),
-                );
-            }
+        let forwarding = async move {
+            let body = match limited.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => {
+                    return reply(
+                        FolioError::new(Reason::MessageTooLarge, "the request exceeds the size limit")
+                            .with_metadata("limit_bytes", self.config.max_message_bytes.to_string()),
+                    );
+                }
+            };
+            self.forward(&upstream, parts, body).await
         };
-        let forwarding = self.forward(&upstream, parts, body);
         match tokio::time::timeout_at(deadline_at.into(), forwarding).await {
             Ok(response) => response,
-            Err(_) => {
-                reply(FolioError::new(Reason::DeadlineExceeded, "the deadline passed before the upstream answered"))
-            }
+            Err(_) => reply(FolioError::new(
+                Reason::DeadlineExceeded,
+                "the deadline passed before the request arrived or the upstream answered",
+            )),
         }
     }
 
@@ -219,7 +250,10 @@ impl Proxy {
             // traceparent passes through untouched when tracing is off).
             folio_common::telemetry::inject_trace_context(outgoing.headers_mut());
             match self.client.request(outgoing).await {
-                Ok(response) => return response.map(Body::new),
+                Ok(mut response) => {
+                    bound_headers(response.headers_mut());
+                    return response.map(Body::new);
+                }
                 Err(error) if error.is_connect() => {
                     upstream.eject(addr);
                     continue;

@@ -17,6 +17,9 @@ pub struct GatewaySettings {
     pub resolve_interval_ms: u64,
     /// How long an endpoint that refused a connection is skipped, in milliseconds.
     pub eject_for_ms: u64,
+    /// Gateway replicas sharing the budgets: one that cannot reach Redis
+    /// enforces its share, each budget divided by this.
+    pub replicas: u32,
 }
 
 /// DESIGN.md section 5 budgets.
@@ -47,6 +50,7 @@ impl Default for GatewaySettings {
             cors_allowed_origins: String::new(),
             resolve_interval_ms: 5_000,
             eject_for_ms: 5_000,
+            replicas: 1,
         }
     }
 }

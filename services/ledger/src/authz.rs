@@ -27,7 +27,7 @@ impl Actor {
             subject: principal.subject.clone(),
             operator,
             write_any: operator || principal.has_scope(scopes::LEDGER_WRITE),
-            read_any: operator || principal.has_scope(scopes::LEDGER_READ) || principal.has_scope(scopes::LEDGER_WRITE),
+            read_any: operator || principal.has_scope(scopes::LEDGER_READ),
         }
     }
 

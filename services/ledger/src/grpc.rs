@@ -170,8 +170,8 @@ impl LedgerService for LedgerApi {
             Err(_) => return Err(fail(FolioError::invalid_field("status", "unknown status"))),
         };
         let query = StatementQuery {
-            start: start_time.as_ref().map(convert::micros),
-            end: end_time.as_ref().map(convert::micros),
+            start: start_time.as_ref().map(|t| convert::micros("start_time", t)).transpose().map_err(fail)?,
+            end: end_time.as_ref().map(|t| convert::micros("end_time", t)).transpose().map_err(fail)?,
             status,
             limit: page_size(size, 100, 1000)?,
             after_sequence: reads::parse_statement_token(&page_token).map_err(fail)?,
@@ -202,8 +202,14 @@ impl LedgerService for LedgerApi {
         let actor = actor(&request)?;
         let pb::GetBalanceRequest { account_id, as_of } = request.into_inner();
         let account_id = validate::uuid("account_id", &account_id).map_err(fail)?;
-        let at =
-            reads::balance(&self.db, &actor, &account_id, as_of.as_ref().map(convert::micros)).await.map_err(fail)?;
+        let at = reads::balance(
+            &self.db,
+            &actor,
+            &account_id,
+            as_of.as_ref().map(|t| convert::micros("as_of", t)).transpose().map_err(fail)?,
+        )
+        .await
+        .map_err(fail)?;
         Ok(Response::new(pb::GetBalanceResponse {
             balance: Some(convert::balance(&account_id, &at.asset_code, &at.totals, at.as_of)),
         }))

@@ -62,6 +62,12 @@ where
         let verifier = self.verifier.clone();
         let domain = self.domain;
         Box::pin(async move {
+            if is_public(request.uri().path()) {
+                // DESIGN §5: public RPCs ignore any bearer token, so a client
+                // that always attaches its last token can still sign in.
+                request.headers_mut().remove(http::header::AUTHORIZATION);
+                return inner.call(request).await;
+            }
             match bearer_token(request.headers()) {
                 Ok(None) => {}
                 Ok(Some(token)) => match verifier.verify(&token).await {
@@ -75,6 +81,20 @@ where
             inner.call(request).await
         })
     }
+}
+
+/// RPCs anyone may call (DESIGN §5): they need no token and ignore one.
+pub const PUBLIC_RPCS: &[&str] = &[
+    "/folio.auth.v1.AuthService/Register",
+    "/folio.auth.v1.AuthService/Login",
+    "/folio.auth.v1.AuthService/Refresh",
+    "/folio.auth.v1.AuthService/IssueServiceToken",
+    "/folio.auth.v1.AuthService/GetJwks",
+];
+
+/// Whether `path` is a public RPC, health or reflection.
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_RPCS.contains(&path) || path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
 }
 
 /// The bearer token of an `authorization` header: `None` when there is no

@@ -8,7 +8,7 @@ mod service_token;
 mod sources;
 mod verifier;
 
-pub use layer::{AuthLayer, Authenticate, bearer_token};
+pub use layer::{AuthLayer, Authenticate, PUBLIC_RPCS, bearer_token, is_public};
 pub use principal::{AccessClaims, Principal, PrincipalKind, principal, roles, scopes};
 pub use remote::{RemoteAuth, remote_auth};
 pub use service_token::ServiceTokenProvider;

@@ -70,6 +70,16 @@ impl MemoryCache {
         *count
     }
 
+    pub(super) fn decr(&self, key: &str) -> i64 {
+        match self.live_entries().get_mut(key) {
+            Some(Entry { value: Value::Counter(count), expires }) if *expires > Instant::now() => {
+                *count = count.saturating_sub(1).max(0);
+                *count
+            }
+            _ => 0,
+        }
+    }
+
     pub(super) fn counter(&self, key: &str) -> i64 {
         match self.live_entries().get(key) {
             Some(Entry { value: Value::Counter(count), expires }) if *expires > Instant::now() => *count,

@@ -15,6 +15,13 @@ if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return count
 ";
 
+/// DECR of a counter that exists (never below zero, never creating one).
+const DECR_IF_PRESENT: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]))
+if count == nil or count <= 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+";
+
 /// GCRA on the server clock, in microseconds. Returns {allowed, retry_after_micros}.
 const GCRA: &str = r"
 local emission = tonumber(ARGV[1])
@@ -37,6 +44,7 @@ pub struct RedisCache {
     client: redis::Client,
     connection: ConnectionManager,
     incr_script: Script,
+    decr_script: Script,
     gcra_script: Script,
 }
 
@@ -53,12 +61,23 @@ impl RedisCache {
                 .await
                 .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))?
                 .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
-        Ok(Self { client, connection, incr_script: Script::new(INCR_WITH_EXPIRY), gcra_script: Script::new(GCRA) })
+        Ok(Self {
+            client,
+            connection,
+            incr_script: Script::new(INCR_WITH_EXPIRY),
+            decr_script: Script::new(DECR_IF_PRESENT),
+            gcra_script: Script::new(GCRA),
+        })
     }
 
     pub(super) async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
         let mut conn = self.connection.clone();
         Ok(self.incr_script.key(key).arg(millis(ttl)).invoke_async(&mut conn).await?)
+    }
+
+    pub(super) async fn decr(&self, key: &str) -> Result<i64, CacheError> {
+        let mut conn = self.connection.clone();
+        Ok(self.decr_script.key(key).invoke_async(&mut conn).await?)
     }
 
     pub(super) async fn counter(&self, key: &str) -> Result<i64, CacheError> {

@@ -3,6 +3,7 @@
 //! admin HTTP listener; graceful drain bounded by a grace period.
 
 mod admin;
+mod methods;
 mod observe;
 mod shed;
 
@@ -34,6 +35,7 @@ pub struct ServerBuilder {
     descriptor_set: &'static [u8],
     fallback: Option<Box<dyn FnOnce(axum::Router) -> axum::Router + Send>>,
     browser: Option<tower_http::cors::CorsLayer>,
+    public_facing: bool,
 }
 
 /// A started server.
@@ -65,6 +67,7 @@ impl ServerBuilder {
             descriptor_set: folio_proto::FILE_DESCRIPTOR_SET,
             fallback: None,
             browser: None,
+            public_facing: false,
         }
     }
 
@@ -122,6 +125,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Caps each client connection and IP as well as the whole service: for
+    /// a port that faces the public (the gateway).
+    pub fn public_facing(mut self) -> Self {
+        self.public_facing = true;
+        self
+    }
+
     /// Reflection serves this descriptor set instead of every Folio file.
     pub fn descriptor_set(mut self, encoded: &'static [u8]) -> Self {
         self.descriptor_set = encoded;
@@ -173,10 +183,11 @@ impl ServerBuilder {
         let layers = ServiceBuilder::new()
             .option_layer(self.browser)
             .option_layer(web.then(tonic_web::GrpcWebLayer::new))
+            .layer(tower::util::MapRequestLayer::new(methods::sanitize_request_id))
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(ObserveLayer::new(self.service))
-            .layer(ShedLayer::new(self.settings.max_concurrent_requests, domain))
+            .layer(shed_layer(self.settings.max_concurrent_requests, self.public_facing, domain))
             .option_layer(self.verifier.map(|verifier| AuthLayer::new(verifier, domain)));
         let grpc = tonic::transport::Server::builder()
             .accept_http1(web)
@@ -230,4 +241,9 @@ impl ServerBuilder {
         tracing::info!(service = self.service, %grpc_addr, %admin_addr, "serving");
         Ok(RunningServer { grpc_addr, admin_addr, task })
     }
+}
+
+fn shed_layer(max_concurrent: usize, public_facing: bool, domain: &'static str) -> ShedLayer {
+    let shed = ShedLayer::new(max_concurrent, domain);
+    if public_facing { shed.per_client() } else { shed }
 }

@@ -3,6 +3,7 @@
 //! are logged at DEBUG, server faults at ERROR: a client's bad request is
 //! not an incident.
 
+use crate::error::{FolioError, Reason};
 use std::{
     pin::Pin,
     task::{Context, Poll},
@@ -83,13 +84,30 @@ where
         );
         adopt_remote_parent(&span, request.headers());
         let started = Instant::now();
-        let call = CallRecord { method, request_id, started, span: span.clone(), done: false };
+        let service = self.service;
+        let call = CallRecord {
+            method: super::methods::method_label(&method),
+            request_id,
+            started,
+            span: span.clone(),
+            done: false,
+        };
         Box::pin(
             async move {
                 match inner.call(request).await {
                     Ok(response) => {
                         let mut call = call;
                         let header_code = grpc_status(response.headers());
+                        // tonic answers a method it does not route with a bare
+                        // UNIMPLEMENTED; every answer carries an ErrorInfo (§4).
+                        let bare = !response.headers().contains_key("grpc-status-details-bin");
+                        let response = if header_code == Some(Code::Unimplemented) && bare {
+                            FolioError::new(Reason::NotImplemented, "this method is not served here")
+                                .into_status(&format!("{service}.folio"))
+                                .into_http()
+                        } else {
+                            response
+                        };
                         if let Some(code) = header_code {
                             // Trailers-only answer: the status is already known.
                             call.finish(code);

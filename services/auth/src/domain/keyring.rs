@@ -12,10 +12,14 @@ use base64::{Engine, engine::general_purpose::STANDARD, engine::general_purpose:
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, aead::Aead, aead::Payload};
 use ed25519_dalek::{SigningKey, pkcs8::EncodePrivateKey};
 use folio_common::auth::MAX_ACCESS_TOKEN_LIFETIME;
+use folio_common::db::{RetryPolicy, TxError, run_in_tx};
 use folio_proto::auth::Jwk;
 use jsonwebtoken::EncodingKey;
 use sea_orm::sea_query::ExprTrait as _;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, Set,
+};
 use secrecy::{ExposeSecret, SecretBox};
 
 use crate::store::entities::signing_keys;
@@ -103,17 +107,17 @@ impl Keyring {
         let keyring = Self { db, kek: Arc::new(kek), snapshot: Arc::new(RwLock::new(None)) };
         if signing_keys::Entity::find().one(&keyring.db).await?.is_none() {
             let now = folio_common::db::now(&keyring.db).await?.timestamp_micros();
-            keyring.insert_key(now).await?;
+            keyring.insert_key(&keyring.db, now).await?;
         }
         keyring.reload().await?;
         Ok(keyring)
     }
 
-    async fn insert_key(&self, signs_from: i64) -> anyhow::Result<String> {
+    async fn insert_key(&self, db: &impl ConnectionTrait, signs_from: i64) -> anyhow::Result<String> {
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
         let kid = uuid::Uuid::new_v4().simple().to_string();
         let der = signing.to_pkcs8_der().map_err(|e| anyhow::anyhow!("encoding a signing key: {e}"))?;
-        let now = folio_common::db::now(&self.db).await?.timestamp_micros();
+        let now = folio_common::db::now(db).await?.timestamp_micros();
         signing_keys::ActiveModel {
             kid: Set(kid.clone()),
             public_key: Set(URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes())),
@@ -122,7 +126,7 @@ impl Keyring {
             signs_from: Set(signs_from),
             retired_at: Set(None),
         }
-        .insert(&self.db)
+        .insert(db)
         .await?;
         Ok(kid)
     }
@@ -192,17 +196,31 @@ impl Keyring {
 
     /// Adds a key that signs from `delay` after now; the keys before it
     /// retire at that moment and stay published until their tokens expire.
+    /// Rotations are serialised (a table lock on PostgreSQL, the write lock
+    /// on SQLite), so two operators rotating at once leave exactly one key
+    /// unretired: the later rotation retires the earlier one's key.
     pub async fn rotate(&self, delay: Duration) -> anyhow::Result<(String, i64)> {
-        let now = folio_common::db::now(&self.db).await?.timestamp_micros();
-        let signs_from = now.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
-        let kid = self.insert_key(signs_from).await?;
-        signing_keys::Entity::update_many()
-            .col_expr(signing_keys::Column::RetiredAt, sea_orm::sea_query::Expr::value(signs_from))
-            .filter(signing_keys::Column::Kid.ne(kid.clone()))
-            .filter(signing_keys::Column::RetiredAt.is_null())
-            .exec(&self.db)
-            .await?;
+        let rotated = run_in_tx(&self.db, "auth_rotate_signing_key", RetryPolicy::default(), |tx| async move {
+            if tx.get_database_backend() == DbBackend::Postgres {
+                tx.execute_unprepared("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").await?;
+            }
+            let now = folio_common::db::now(&*tx).await?.timestamp_micros();
+            let signs_from = now.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
+            let kid = self.insert_key(&*tx, signs_from).await.map_err(TxError::Abort)?;
+            signing_keys::Entity::update_many()
+                .col_expr(signing_keys::Column::RetiredAt, sea_orm::sea_query::Expr::value(signs_from))
+                .filter(signing_keys::Column::Kid.ne(kid.clone()))
+                .filter(signing_keys::Column::RetiredAt.is_null())
+                .exec(&*tx)
+                .await?;
+            Ok::<_, TxError<anyhow::Error>>((kid, signs_from))
+        })
+        .await
+        .map_err(|error| match error {
+            TxError::Db(error) => anyhow::Error::new(error),
+            TxError::Abort(error) => error,
+        })?;
         self.reload().await?;
-        Ok((kid, signs_from))
+        Ok(rotated)
     }
 }

@@ -13,6 +13,16 @@ use sha2::{Digest, Sha256};
 
 use crate::settings::AuthSettings;
 
+/// A probe that the next attempt past a cap may take.
+const PROBE_OPEN: &str = "0";
+
+/// An attempt counted by [`Lockout::reserve`]: the counts it made.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    ip_attempts: i64,
+    email_attempts: i64,
+}
+
 /// Counts failures and decides lock-outs.
 #[derive(Clone)]
 pub struct Lockout {
@@ -29,6 +39,8 @@ struct Keys {
     email_count: String,
     ip_lock: String,
     email_lock: String,
+    ip_probe: String,
+    email_probe: String,
 }
 
 fn keys(email: &str, client_ip: &str) -> Keys {
@@ -39,6 +51,8 @@ fn keys(email: &str, client_ip: &str) -> Keys {
         email_count: format!("auth:fail:{email}"),
         ip_lock: format!("auth:lock:{email}:{client_ip}"),
         email_lock: format!("auth:lock:{email}"),
+        ip_probe: format!("auth:probe:{email}:{client_ip}"),
+        email_probe: format!("auth:probe:{email}"),
     }
 }
 
@@ -76,32 +90,72 @@ impl Lockout {
         Ok(())
     }
 
-    /// Counts a failure and locks when a cap is reached.
-    pub async fn record_failure(&self, email: &str, client_ip: &str) -> Result<(), Failure> {
+    /// Counts this attempt before the password is checked, atomically (one
+    /// increment each), so attempts sent at once are checked at most as often
+    /// as the caps allow (DESIGN §5a). Past a cap, once each lock has run
+    /// out, exactly one attempt (the one that wins the probe) is checked;
+    /// the rest are refused unchecked. The count stands as a failure unless
+    /// [`Lockout::record_success`] takes it back.
+    pub async fn reserve(&self, email: &str, client_ip: &str) -> Result<Attempt, Failure> {
+        self.check(email, client_ip).await?;
         let keys = keys(email, client_ip);
-        let ip_failures = self.cache.incr(&keys.ip_count, self.window).await?;
-        let email_failures = self.cache.incr(&keys.email_count, self.window).await?;
-        self.lock_if_over(&keys.ip_lock, ip_failures, self.ip_threshold).await?;
-        self.lock_if_over(&keys.email_lock, email_failures, self.email_threshold).await
+        let ip_attempts = self.cache.incr(&keys.ip_count, self.window).await?;
+        let email_attempts = self.cache.incr(&keys.email_count, self.window).await?;
+        let attempt = Attempt { ip_attempts, email_attempts };
+        let ip_ok = ip_attempts <= self.ip_threshold || self.take_probe(&keys.ip_probe).await?;
+        let email_ok = email_attempts <= self.email_threshold || self.take_probe(&keys.email_probe).await?;
+        if !(ip_ok && email_ok) {
+            return Err(FolioError::new(Reason::TooManyAttempts, "too many failed sign-ins; wait before trying again")
+                .with_retry_after(self.base_delay)
+                .into());
+        }
+        Ok(attempt)
     }
 
-    async fn lock_if_over(&self, lock: &str, failures: i64, threshold: i64) -> Result<(), Failure> {
+    /// The reserved attempt failed: locks when it reached a cap (and opens
+    /// the probe for the attempt after the lock).
+    pub async fn record_failure(&self, email: &str, client_ip: &str, attempt: Attempt) -> Result<(), Failure> {
+        let keys = keys(email, client_ip);
+        if self.lock_if_over(&keys.ip_lock, attempt.ip_attempts, self.ip_threshold).await? {
+            self.cache.set(&keys.ip_probe, PROBE_OPEN, self.window).await?;
+        }
+        if self.lock_if_over(&keys.email_lock, attempt.email_attempts, self.email_threshold).await? {
+            self.cache.set(&keys.email_probe, PROBE_OPEN, self.window).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether this attempt takes the one check a lock leaves behind it:
+    /// the probe is open only after a lock was set, and one increment wins it.
+    async fn take_probe(&self, probe: &str) -> Result<bool, Failure> {
+        if self.cache.get(probe).await?.as_deref() != Some(PROBE_OPEN) {
+            return Ok(false);
+        }
+        Ok(self.cache.incr(probe, self.window).await? == 1)
+    }
+
+    /// Locks `lock` when `failures` reached `threshold`; whether it did.
+    async fn lock_if_over(&self, lock: &str, failures: i64, threshold: i64) -> Result<bool, Failure> {
         if failures < threshold {
-            return Ok(());
+            return Ok(false);
         }
         let doublings = u32::try_from((failures - threshold).min(30)).unwrap_or(30);
         let delay = self.base_delay.saturating_mul(1 << doublings).min(self.max_delay);
         let until = now_millis().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
         self.cache.set(lock, &until.to_string(), delay).await?;
-        Ok(())
+        Ok(true)
     }
 
-    /// A success from this IP clears its counter; the per-email count decays
-    /// on its own so a correct guess elsewhere cannot reset an attack.
+    /// A success from this IP clears its counter, and takes back the one
+    /// attempt it reserved from the per-email count; the failures counted
+    /// there decay on their own, so a correct guess elsewhere cannot reset
+    /// an attack.
     pub async fn record_success(&self, email: &str, client_ip: &str) -> Result<(), Failure> {
         let keys = keys(email, client_ip);
+        self.cache.decr(&keys.email_count).await?;
         self.cache.delete(&keys.ip_count).await?;
         self.cache.delete(&keys.ip_lock).await?;
+        self.cache.delete(&keys.ip_probe).await?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ pub mod service_accounts;
 pub mod sessions;
 pub mod users;
 
+use folio_common::validate::{self, TextRule};
 use std::sync::Arc;
 
 use folio_common::{
@@ -79,6 +80,7 @@ fn require_user(principal: &Principal) -> Result<(&str, &str), Failure> {
 
 /// A normalised email: trimmed, lower-case, one `@` with text on both sides.
 pub fn normalize_email(email: &str) -> Result<String, Failure> {
+    validate::checked_text("email", email, TextRule::Identity)?;
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {

@@ -1,6 +1,7 @@
 //! Service accounts: creation, secrets, the client-credentials grant, and
 //! accounts declared in configuration.
 
+use folio_common::validate::TextRule;
 use folio_common::{
     auth::{Principal, scopes},
     db::{RetryPolicy, TxError, run_in_tx},
@@ -41,6 +42,7 @@ impl AuthCore {
         requested: &[String],
     ) -> Result<(ServiceAccount, String), Failure> {
         require_operator(principal)?;
+        folio_common::validate::checked_text("name", name, TextRule::Line)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(FolioError::invalid_field("name", "must be 1..100 characters").into());
@@ -86,7 +88,23 @@ impl AuthCore {
         Ok((account, secret))
     }
 
+    /// The suite's own service accounts come from configuration (DESIGN §2):
+    /// disabling or re-keying one through the API would take every service
+    /// that uses it down, so that is done where it was declared.
+    fn refuse_if_provisioned(&self, client_id: &str) -> Result<(), Failure> {
+        let declared = self.settings.declared_service_accounts().map_err(Failure::Internal)?;
+        if declared.iter().any(|account| account.client_id == client_id) {
+            return Err(FolioError::new(
+                Reason::ServiceAccountProvisioned,
+                "this service account is provisioned from configuration; change it there",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     async fn find_service_account(&self, client_id: &str) -> Result<ServiceAccount, Failure> {
+        folio_common::validate::checked_text("client_id", client_id, TextRule::Line)?;
         service_accounts::Entity::find_by_id(client_id.to_owned())
             .one(&self.db)
             .await?
@@ -124,6 +142,7 @@ impl AuthCore {
     ) -> Result<String, Failure> {
         require_operator(principal)?;
         let account = self.find_service_account(client_id).await?;
+        self.refuse_if_provisioned(client_id)?;
         let secret = new_client_secret();
         let now = self.now(&self.db).await?;
         service_accounts::ActiveModel {
@@ -146,6 +165,7 @@ impl AuthCore {
     ) -> Result<ServiceAccount, Failure> {
         require_operator(principal)?;
         let account = self.find_service_account(client_id).await?;
+        self.refuse_if_provisioned(client_id)?;
         let account = run_in_tx(&self.db, "auth_disable_service_account", RetryPolicy::default(), |tx| {
             let account = account.clone();
             async move {
@@ -173,6 +193,8 @@ impl AuthCore {
         secret: &SecretString,
         requested: &[String],
     ) -> Result<(AccessToken, Vec<String>), Failure> {
+        folio_common::validate::checked_text("client_id", client_id, TextRule::Line)?;
+        folio_common::validate::lines("scopes", requested)?;
         let account = service_accounts::Entity::find_by_id(client_id.to_owned()).one(&self.db).await?;
         let presented = secret_hash(secret.expose_secret());
         // Compare against something even for unknown ids, in constant time.

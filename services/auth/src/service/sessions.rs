@@ -66,12 +66,22 @@ impl AuthCore {
         context: &LoginContext,
     ) -> Result<IssuedTokens, Failure> {
         let email = normalize_email(email).map_err(|_| invalid_credentials())?;
-        if let Err(locked) = self.lockout.check(&email, &context.client_ip).await {
-            let now = self.now(&self.db).await?;
-            audit::append(&self.db, now, &email, Action::LoginLocked, "", json!({ "client_ip": context.client_ip }))
+        let attempt = match self.lockout.reserve(&email, &context.client_ip).await {
+            Ok(attempt) => attempt,
+            Err(locked) => {
+                let now = self.now(&self.db).await?;
+                audit::append(
+                    &self.db,
+                    now,
+                    &email,
+                    Action::LoginLocked,
+                    "",
+                    json!({ "client_ip": context.client_ip }),
+                )
                 .await?;
-            return Err(locked);
-        }
+                return Err(locked);
+            }
+        };
         let user = users::Entity::find().filter(users::Column::Email.eq(&email)).one(&self.db).await?;
         let stored = match &user {
             Some(user) => {
@@ -82,7 +92,7 @@ impl AuthCore {
         let verified = self.hasher.verify(password, stored).await?;
         let now = self.now(&self.db).await?;
         let (Some(user), true) = (user, verified != Verified::No) else {
-            self.lockout.record_failure(&email, &context.client_ip).await?;
+            self.lockout.record_failure(&email, &context.client_ip, attempt).await?;
             audit::append(&self.db, now, &email, Action::LoginFailed, "", json!({ "client_ip": context.client_ip }))
                 .await?;
             return Err(invalid_credentials());
@@ -315,13 +325,14 @@ impl AuthCore {
     ) -> Result<(), Failure> {
         let (user_id, session_id) = require_user(principal)?;
         let user = self.find_user(&self.db, user_id).await?;
-        self.lockout.check(&user.email, &context.client_ip).await?;
+        let attempt = self.lockout.reserve(&user.email, &context.client_ip).await?;
         let stored =
             password_credentials::Entity::find_by_id(user.id.clone()).one(&self.db).await?.map(|c| c.password_hash);
         if self.hasher.verify(old, stored).await? == Verified::No {
-            self.lockout.record_failure(&user.email, &context.client_ip).await?;
+            self.lockout.record_failure(&user.email, &context.client_ip, attempt).await?;
             return Err(invalid_credentials());
         }
+        self.lockout.record_success(&user.email, &context.client_ip).await?;
         password_policy::check(new.expose_secret(), &user.email)?;
         let hash = self.hasher.hash(new).await?;
         run_in_tx(&self.db, "auth_change_password", RetryPolicy::default(), |tx| {

@@ -33,12 +33,7 @@ pub fn roles_of(user: &User) -> Vec<String> {
 }
 
 fn validate_display_name(name: &str) -> Result<String, Failure> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > 100 || name.chars().any(char::is_control) {
-        return Err(FolioError::invalid_field("display_name", "must be 1..100 printable characters").into());
-    }
-    Ok(name.to_owned())
+    Ok(folio_common::validate::text("display_name", name, 1, 100)?)
 }
 
 impl AuthCore {
@@ -169,6 +164,7 @@ impl AuthCore {
     ) -> Result<User, Failure> {
         require_operator(principal)?;
         let user_id = parse_id("user_id", user_id)?;
+        folio_common::validate::free_text("reason", reason, 500)?;
         let operation = if disabled { "auth_disable_user" } else { "auth_enable_user" };
         let user = run_in_tx(&self.db, operation, RetryPolicy::default(), |tx| {
             let user_id = user_id.clone();

@@ -25,7 +25,7 @@ pub struct Auth {
     pub operator_email: String,
     pub redis_url: Option<String>,
     shutdown: CancellationToken,
-    _db: TestDatabase,
+    pub db: TestDatabase,
 }
 
 impl Drop for Auth {
@@ -81,7 +81,7 @@ impl Auth {
             operator_email,
             redis_url: options.redis_url,
             shutdown,
-            _db: db,
+            db,
         }
     }
 
