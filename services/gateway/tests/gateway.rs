@@ -3,179 +3,28 @@
 //! headers and that refused calls never reach an upstream).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use base64::Engine;
-use folio_common::{client::lazy_channel, error::reason_of};
+use folio_common::client::lazy_channel;
 use folio_proto::{
-    auth::{
-        GetCurrentUserRequest, LoginRequest, LogoutRequest, RegisterRequest, auth_service_client::AuthServiceClient,
-    },
+    auth::{LoginRequest, LogoutRequest, auth_service_client::AuthServiceClient},
     ledger::{
         ListAssetsRequest, ListAssetsResponse, OpenAccountRequest,
         ledger_admin_service_client::LedgerAdminServiceClient,
-        ledger_service_client::LedgerServiceClient,
-        ledger_service_server::{LedgerService, LedgerServiceServer},
     },
 };
-use folio_testkit::{TestClaims, TestDatabase, TestKeys, unique};
+use folio_testkit::{TestClaims, TestKeys};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Response, Status};
 
-const OPERATOR_PASSWORD: &str = "operator-Secret-passphrase-42";
-const PASSWORD: &str = "Correct horse battery staple 9";
-const GATEWAY_SECRET: &str = "gateway-secret-0123456789abcdef-0123456789ab";
-
-/// A stand-in ledger that answers ListAssets with its own name and records headers.
-#[derive(Clone)]
-struct StubLedger {
-    name: String,
-    seen: Arc<Mutex<Vec<tonic::metadata::MetadataMap>>>,
-}
-
-#[tonic::async_trait]
-impl LedgerService for StubLedger {
-    async fn list_assets(&self, request: Request<ListAssetsRequest>) -> Result<Response<ListAssetsResponse>, Status> {
-        self.seen.lock().unwrap().push(request.metadata().clone());
-        let asset =
-            folio_proto::ledger::Asset { code: "USD".into(), description: self.name.clone(), ..Default::default() };
-        Ok(Response::new(ListAssetsResponse { assets: vec![asset], next_page_token: String::new() }))
-    }
-}
-
-async fn stub_ledger(name: &str) -> (SocketAddr, StubLedger, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stub = StubLedger { name: name.to_owned(), seen: Arc::default() };
-    let stop = CancellationToken::new();
-    let (service, token) = (stub.clone(), stop.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(LedgerServiceServer::new(service))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                token.cancelled_owned(),
-            )
-            .await
-    });
-    (addr, stub, stop)
-}
-
-struct Suite {
-    auth: SocketAddr,
-    operator_email: String,
-    _db: TestDatabase,
-    dir: tempfile::TempDir,
-    shutdowns: Vec<CancellationToken>,
-}
-
-impl Drop for Suite {
-    fn drop(&mut self) {
-        for s in &self.shutdowns {
-            s.cancel();
-        }
-    }
-}
-
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-}
-
-impl Suite {
-    async fn start() -> Self {
-        folio_testkit::init_logs();
-        let db = TestDatabase::postgres().await;
-        let dir = tempfile::tempdir().unwrap();
-        let operator_email = format!("{}@folio.test", unique("op"));
-        let accounts = format!("folio-gateway:{GATEWAY_SECRET}:auth:internal");
-        let config = folio_common::config::load_from(
-            "auth",
-            &dir.path().join("none"),
-            env(&[
-                ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__DATABASE__URL", &db.url),
-                ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
-                ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL", &operator_email),
-                ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD", OPERATOR_PASSWORD),
-                ("FOLIO__AUTH__SERVICE_ACCOUNTS", &accounts),
-            ]),
-        )
-        .unwrap();
-        let shutdown = CancellationToken::new();
-        let auth = folio_auth::serve(config, shutdown.clone()).await.unwrap().grpc_addr;
-        Self { auth, operator_email, _db: db, dir, shutdowns: vec![shutdown] }
-    }
-
-    /// A gateway in front of `ledger` (and auth; account unused here).
-    async fn gateway(&mut self, ledger: &str, extra: &[(&str, &str)]) -> SocketAddr {
-        let mut pairs = vec![
-            ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-            ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-            ("FOLIO__SERVICE_CLIENT__ID", "folio-gateway"),
-            ("FOLIO__SERVICE_CLIENT__SECRET", GATEWAY_SECRET),
-            ("FOLIO__UPSTREAMS__LEDGER", ledger),
-            ("FOLIO__UPSTREAMS__ACCOUNT", "127.0.0.1:9"),
-        ];
-        pairs.extend_from_slice(extra);
-        let auth = self.auth.to_string();
-        pairs.push(("FOLIO__UPSTREAMS__AUTH", &auth));
-        let config = folio_common::config::load_from("gateway", &self.dir.path().join("none"), env(&pairs)).unwrap();
-        let shutdown = CancellationToken::new();
-        let server = folio_gateway::serve(config, shutdown.clone()).await.expect("gateway starts");
-        self.shutdowns.push(shutdown);
-        // Wait for its first revocation poll.
-        let mut client = AuthServiceClient::new(lazy_channel(&server.grpc_addr.to_string()).unwrap());
-        let token = self.login(server.grpc_addr, &self.operator_email.clone(), OPERATOR_PASSWORD).await;
-        for _ in 0..100 {
-            if client.get_current_user(bearer(GetCurrentUserRequest {}, &token)).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server.grpc_addr
-    }
-
-    async fn login(&self, gateway: SocketAddr, email: &str, password: &str) -> String {
-        let mut client = AuthServiceClient::new(lazy_channel(&gateway.to_string()).unwrap());
-        client
-            .login(LoginRequest { email: email.into(), password: password.into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .access_token
-    }
-
-    async fn customer(&self, gateway: SocketAddr) -> String {
-        let mut client = AuthServiceClient::new(lazy_channel(&gateway.to_string()).unwrap());
-        let email = format!("{}@example.com", unique("c"));
-        client
-            .register(RegisterRequest { email: email.clone(), password: PASSWORD.into(), display_name: "C".into() })
-            .await
-            .expect("register without a token");
-        self.login(gateway, &email, PASSWORD).await
-    }
-}
-
-fn bearer<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-fn reason(status: &Status) -> String {
-    reason_of(status).unwrap_or_default()
-}
-
-fn ledger_client(gateway: SocketAddr) -> LedgerServiceClient<tonic::transport::Channel> {
-    LedgerServiceClient::new(lazy_channel(&gateway.to_string()).unwrap())
-}
+use support::{OPERATOR_PASSWORD, Suite, bearer, grpc_web_frame, ledger_client, reason, stub_ledger};
 
 #[tokio::test]
 async fn routes_public_services_and_refuses_the_rest_without_reaching_an_upstream() {
@@ -343,13 +192,6 @@ async fn two_ledger_instances_share_the_traffic_and_a_dead_one_is_skipped() {
         }
     }
     assert!(failures <= 1, "{failures} calls failed after one instance went away");
-}
-
-fn grpc_web_frame(message: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(message);
-    frame
 }
 
 async fn http1_post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (String, Vec<u8>) {

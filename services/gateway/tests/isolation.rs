@@ -1,0 +1,200 @@
+//! DESIGN §5a at the front door: one caller cannot break what callers share.
+//! An upstream answer with an enormous header block does not tear down the
+//! connection other calls ride on; bodies that never arrive are cut at the
+//! deadline and cannot take every permit; made-up paths add no metric series.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use folio_proto::ledger::{
+    GetBalanceRequest, GetBalanceResponse, ListAssetsRequest, ListAssetsResponse,
+    ledger_service_client::LedgerServiceClient,
+    ledger_service_server::{LedgerService, LedgerServiceServer},
+};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status, transport::Endpoint};
+
+use support::{Suite, bearer, grpc_web_frame, ledger_client, reason};
+
+/// A ledger that answers GetBalance with an error whose message is 100 KB.
+#[derive(Clone)]
+struct LoudLedger;
+
+#[tonic::async_trait]
+impl LedgerService for LoudLedger {
+    async fn list_assets(&self, _: Request<ListAssetsRequest>) -> Result<Response<ListAssetsResponse>, Status> {
+        Ok(Response::new(ListAssetsResponse::default()))
+    }
+
+    async fn get_balance(&self, _: Request<GetBalanceRequest>) -> Result<Response<GetBalanceResponse>, Status> {
+        Err(Status::failed_precondition("x".repeat(100_000)))
+    }
+}
+
+async fn loud_ledger() -> (SocketAddr, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(LedgerServiceServer::new(LoudLedger))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                token.cancelled_owned(),
+            )
+            .await
+    });
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn an_answer_with_huge_headers_does_not_fail_other_calls_on_the_shared_connection() {
+    let mut suite = Suite::start().await;
+    let (ledger, _stop) = loud_ledger().await;
+    let gateway = suite.gateway(&ledger.to_string(), &[]).await;
+    let token = suite.customer(gateway).await;
+    let mut calls = Vec::new();
+    for i in 0..300 {
+        let (mut client, token) = (ledger_client(gateway), token.clone());
+        calls.push(tokio::spawn(async move {
+            if i % 10 == 0 {
+                let request = GetBalanceRequest { account_id: uuid::Uuid::new_v4().to_string(), as_of: None };
+                let status = client.get_balance(bearer(request, &token)).await.expect_err("the loud error");
+                assert_eq!(status.code(), Code::FailedPrecondition, "{:?}", status.code());
+                assert!(
+                    status.message().len() <= 4096,
+                    "{} bytes of message reached the caller",
+                    status.message().len()
+                );
+                None
+            } else {
+                Some(client.list_assets(bearer(ListAssetsRequest::default(), &token)).await.err())
+            }
+        }));
+    }
+    let mut collateral = Vec::new();
+    for call in calls {
+        if let Some(Some(status)) = call.await.unwrap() {
+            collateral.push(format!("{:?}", status.code()));
+        }
+    }
+    assert!(collateral.is_empty(), "{} of 270 ordinary calls failed: {collateral:?}", collateral.len());
+}
+
+/// Opens `count` calls on one HTTP/2 connection whose bodies never arrive;
+/// returns their answers' `grpc-status` and reason as they come.
+fn stalled_calls(gateway: SocketAddr, count: usize) -> Vec<tokio::task::JoinHandle<(String, Duration)>> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::StreamBody<
+        futures::stream::Pending<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>>,
+    >>();
+    (0..count)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let body = http_body_util::StreamBody::new(futures::stream::pending());
+                let request = http::Request::post(format!("http://{gateway}/folio.auth.v1.AuthService/Login"))
+                    .header("content-type", "application/grpc")
+                    .header("te", "trailers")
+                    .body(body)
+                    .unwrap();
+                let started = Instant::now();
+                let response = client.request(request).await.unwrap();
+                let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                (code.to_owned(), started.elapsed())
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bodies_that_never_arrive_are_cut_at_the_deadline_and_cannot_take_every_permit() {
+    let mut suite = Suite::start().await;
+    let (ledger, _stop) = loud_ledger().await;
+    let limits = [("FOLIO__SERVER__MAX_CONCURRENT_REQUESTS", "64"), ("FOLIO__GATEWAY__MAX_DEADLINE_MS", "1500")];
+    let gateway = suite.gateway(&ledger.to_string(), &limits).await;
+    let token = suite.customer(gateway).await;
+    let hostile = stalled_calls(gateway, 64);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Another client (another address) is served meanwhile.
+    let channel = Endpoint::from_shared(format!("http://{gateway}"))
+        .unwrap()
+        .local_address(Some(IpAddr::from([127, 0, 0, 2])))
+        .connect()
+        .await
+        .unwrap();
+    let mut normal = LedgerServiceClient::new(channel);
+    let mut collateral = Vec::new();
+    for _ in 0..50 {
+        if let Err(status) = normal.list_assets(bearer(ListAssetsRequest::default(), &token)).await {
+            collateral.push(format!("{:?} {}", status.code(), reason(&status)));
+        }
+    }
+    assert!(collateral.is_empty(), "{} of 50 calls beside the stalled ones failed: {collateral:?}", collateral.len());
+
+    // The stalled calls end: past the client's cap at once, the rest at the deadline.
+    let (mut cut, mut shed) = (0, 0);
+    for call in hostile {
+        let (code, took) = tokio::time::timeout(Duration::from_secs(5), call).await.expect("answered").unwrap();
+        match code.as_str() {
+            "4" => {
+                cut += 1;
+                assert!(took < Duration::from_millis(2_500), "cut after {took:?}");
+            }
+            "14" => shed += 1,
+            other => panic!("a stalled call answered grpc-status {other}"),
+        }
+    }
+    assert!(cut <= 16, "one connection held {cut} permits; its cap is a quarter of 64");
+    assert_eq!(cut + shed, 64);
+}
+
+#[tokio::test]
+async fn made_up_paths_add_no_metric_series_and_answer_with_error_info() {
+    let mut suite = Suite::start().await;
+    let (ledger, _stop) = loud_ledger().await;
+    let gateway = suite.gateway(&ledger.to_string(), &[]).await;
+    let token = suite.customer(gateway).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    for i in 0..50 {
+        for path in [format!("/folio.ledger.v1.LedgerService/Made{i}"), format!("/made.up.Service{i}/Call")] {
+            let body = grpc_web_frame(&ListAssetsRequest::default().encode_to_vec());
+            let request = http::Request::post(format!("http://{gateway}{path}"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap();
+            let response = client.request(request).await.unwrap();
+            let headers = response.headers();
+            assert_eq!(headers.get("grpc-status").and_then(|v| v.to_str().ok()), Some("12"), "{path}");
+            let details = headers.get("grpc-status-details-bin").expect("an ErrorInfo rides with UNIMPLEMENTED");
+            let status = tonic::Status::with_details(
+                Code::Unimplemented,
+                "",
+                base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD_NO_PAD,
+                    details.to_str().unwrap().trim_end_matches('='),
+                )
+                .unwrap()
+                .into(),
+            );
+            assert_eq!(reason(&status), "NOT_IMPLEMENTED", "{path}");
+        }
+    }
+    let metrics = suite.gateway_metrics().await;
+    assert!(!metrics.contains("Made"), "a made-up method became a label");
+    assert!(!metrics.contains("made.up"), "a made-up service became a label");
+    assert!(metrics.contains("method=\"unknown\""), "unknown paths are counted under one label");
+}
