@@ -108,3 +108,50 @@ async fn published_nudges_reach_subscribers(cache: Cache) {
     .expect("no message within 5 s");
     assert_eq!(received, "nudge");
 }
+
+/// DESIGN §2: losing Redis never fails a call. While it is down every
+/// operation runs on the replica's own cache (a rate limit enforcing the
+/// replica's share of the budget); when it is back it is used again.
+#[tokio::test]
+async fn a_redis_outage_is_served_from_the_replicas_own_cache_and_redis_is_used_again_after_it() {
+    let mut redis = folio_testkit::OwnRedis::start();
+    let cache = Cache::redis(RedisCache::connect(&redis.url()).await.expect("Redis answers")).with_replicas(2);
+    let key = unique("test:outage:");
+    assert_eq!(cache.incr(&key, Duration::from_secs(60)).await.expect("incr"), 1);
+
+    redis.stop();
+    for expected in 1..=3 {
+        let count = cache.incr(&key, Duration::from_secs(60)).await.expect("an outage is not an error");
+        assert_eq!(count, expected, "counted on the fallback");
+    }
+    cache.set(&key, "v", Duration::from_secs(60)).await.expect("set during the outage");
+    assert_eq!(cache.get(&key).await.expect("get during the outage").as_deref(), Some("v"));
+    // Two replicas share the budget: this one enforces half of it.
+    let limit = RateLimit { rate_per_sec: 1.0, burst: 10 };
+    let bucket = unique("test:outage:rate:");
+    let mut allowed = 0;
+    for _ in 0..10 {
+        if cache.rate_limit(&bucket, limit, 1).await.expect("rate during the outage").allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5, "a replica without Redis enforces its share of the burst");
+    assert!(matches!(&cache, Cache::Redis(shared) if shared.on_fallback()));
+
+    redis.resume();
+    tokio::time::sleep(folio_common::cache::WithFallback::retry_after() + Duration::from_millis(200)).await;
+    let fresh = unique("test:outage:back:");
+    let mut back = false;
+    for _ in 0..50 {
+        cache.incr(&fresh, Duration::from_secs(60)).await.expect("incr");
+        if !matches!(&cache, Cache::Redis(shared) if shared.on_fallback()) {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(back, "Redis is used again once it answers");
+    let direct = RedisCache::connect(&redis.url()).await.expect("Redis answers");
+    let seen = Cache::redis(direct).counter(&fresh).await.expect("counter");
+    assert!(seen >= 1, "writes after the outage land in Redis");
+}

@@ -6,10 +6,12 @@
 mod databases;
 mod keys;
 pub mod probe;
+mod redis_server;
 mod stub_auth;
 
 pub use databases::{TestDatabase, postgres_base_url, redis_url, unique};
 pub use keys::{TestClaims, TestKeys};
+pub use redis_server::OwnRedis;
 pub use stub_auth::StubAuth;
 
 /// Installs a test log subscriber once (honours `RUST_LOG`); safe to call from every test.

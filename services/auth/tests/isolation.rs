@@ -153,3 +153,25 @@ async fn the_suites_own_service_accounts_cannot_be_switched_off_by_api() {
         "SERVICE_ACCOUNT_PROVISIONED",
     );
 }
+
+#[tokio::test]
+async fn sign_in_keeps_working_while_redis_is_down_and_after_it_returns() {
+    let mut redis = folio_testkit::OwnRedis::start();
+    let auth = Auth::start_with(Options { redis_url: Some(redis.url()), ..Default::default() }).await;
+    let (email, _) = auth.customer().await;
+    redis.stop();
+    for _ in 0..3 {
+        auth.login(&email, PASSWORD).await.expect("sign-in without Redis");
+    }
+    auth.customer().await;
+    // Lock-outs still count, on this replica's own cache.
+    let victim = format!("{}@example.com", unique("locked"));
+    auth.register(&victim).await;
+    for _ in 0..5 {
+        assert_reason(auth.login(&victim, "wrong password 12345").await, Code::Unauthenticated, "INVALID_CREDENTIALS");
+    }
+    assert_reason(auth.login(&victim, PASSWORD).await, Code::ResourceExhausted, "TOO_MANY_ATTEMPTS");
+    redis.resume();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    auth.login(&email, PASSWORD).await.expect("sign-in after Redis returns");
+}
