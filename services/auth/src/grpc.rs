@@ -75,10 +75,13 @@ fn session_message(session: &sessions::Model, current: Option<&str>) -> pb::Sess
     }
 }
 
-/// The client IP the gateway recorded, else the TCP peer.
+/// The client IP the gateway vouched for, else the TCP peer.
 fn login_context<T>(request: &Request<T>) -> LoginContext {
     let header = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let client_ip = header("x-folio-client-ip")
+    let client_ip = request
+        .extensions()
+        .get::<folio_common::auth::ClientIp>()
+        .map(|ip| ip.0.clone())
         .or_else(|| request.remote_addr().map(|addr| addr.ip().to_string()))
         .unwrap_or_else(|| "unknown".to_owned());
     LoginContext { client_ip, user_agent: header("user-agent").unwrap_or_default() }

@@ -175,3 +175,23 @@ async fn sign_in_keeps_working_while_redis_is_down_and_after_it_returns() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     auth.login(&email, PASSWORD).await.expect("sign-in after Redis returns");
 }
+
+#[tokio::test]
+async fn a_client_ip_claimed_without_the_gateways_token_is_ignored() {
+    let auth = Auth::start().await;
+    let email = format!("{}@example.com", unique("spoofed"));
+    auth.register(&email).await;
+    let mut client = auth.client();
+    let login_from = |ip: &str, password: &str| {
+        let mut request = tonic::Request::new(LoginRequest { email: email.clone(), password: password.into() });
+        request.metadata_mut().insert("x-folio-client-ip", ip.parse().unwrap());
+        request
+    };
+    // Five failures, each claiming another address: all are the caller's own.
+    for i in 0..5 {
+        let request = login_from(&format!("203.0.113.{i}"), "wrong password 12345");
+        assert_reason(client.login(request).await, Code::Unauthenticated, "INVALID_CREDENTIALS");
+    }
+    let request = login_from("198.51.100.7", "wrong password 12345");
+    assert_reason(client.login(request).await, Code::ResourceExhausted, "TOO_MANY_ATTEMPTS");
+}

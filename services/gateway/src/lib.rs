@@ -55,6 +55,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
         limits: settings.rate_limit.clone(),
         max_deadline: Duration::from_millis(settings.max_deadline_ms),
         max_message_bytes: common.server.max_message_bytes,
+        tokens: auth.tokens.clone(),
     });
     let mut builder = ServerBuilder::new(NAME, common.server.clone())
         .public_facing()

@@ -41,6 +41,8 @@ pub struct ProxyConfig {
     pub max_deadline: Duration,
     /// Largest request body accepted.
     pub max_message_bytes: usize,
+    /// The gateway's own token: it vouches for the client IP it forwards.
+    pub tokens: Option<Arc<folio_common::auth::ServiceTokenProvider>>,
 }
 
 /// The proxy service (the gateway server's fallback for every unclaimed path).
@@ -159,9 +161,20 @@ impl Proxy {
         if let Some(refusal) = self.rate_limit(principal, &client_ip).await {
             return refusal;
         }
-        // The gateway alone says where a call comes from.
+        // The gateway alone says where a call comes from, and vouches for
+        // it with its own token (the services believe nobody else).
         if let Ok(value) = HeaderValue::from_str(&client_ip) {
-            request.headers_mut().insert("x-folio-client-ip", value);
+            request.headers_mut().insert(folio_common::auth::CLIENT_IP_HEADER, value);
+            if let Some(tokens) = &self.config.tokens {
+                match tokens.bearer().await {
+                    Ok(voucher) => {
+                        if let Ok(value) = HeaderValue::from_bytes(voucher.as_bytes()) {
+                            request.headers_mut().insert(folio_common::auth::GATEWAY_TOKEN_HEADER, value);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "no gateway token to vouch for the client IP"),
+                }
+            }
         }
         let (parts, body) = request.into_parts();
         // Folio's RPCs are unary: the request is read (bounded) before it is

@@ -3,7 +3,9 @@
 //! the embedded defaults (a SQLite file per service, in-process cache).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+mod support;
+
+use std::time::Duration;
 
 use folio_common::{client::lazy_channel, error::reason_of};
 use folio_proto::{
@@ -17,98 +19,9 @@ use folio_proto::{
         ledger_service_client::LedgerServiceClient,
     },
 };
-use folio_testkit::{TestDatabase, probe::SpawnedBinary, unique};
-use tonic::{Request, transport::Channel};
-
-const OPERATOR_EMAIL: &str = "operator@folio.e2e";
-const OPERATOR_PASSWORD: &str = "e2e Admin passphrase 2026";
-const PASSWORD: &str = "Correct horse battery staple 9";
-
-fn binary(name: &str) -> String {
-    // Test binaries live in target/<profile>/deps; the services' binaries one level up.
-    let exe = std::env::current_exe().unwrap();
-    let dir: PathBuf = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
-    let path = dir.join(name);
-    assert!(path.exists(), "{} is not built (run through `make test`)", path.display());
-    path.display().to_string()
-}
-
-struct Suite {
-    gateway: SocketAddr,
-    _processes: Vec<SpawnedBinary>,
-    _dirs: Vec<tempfile::TempDir>,
-}
-
-async fn start(database: Option<&TestDatabase>, redis: Option<String>) -> Suite {
-    let secrets =
-        [("account", unique("acct-secret-")), ("ledger", unique("ledger-secret-")), ("gateway", unique("gw-secret-"))];
-    let declared = format!(
-        "folio-account:{}:ledger:admin ledger:read auth:internal;folio-ledger:{}:auth:internal;folio-gateway:{}:auth:internal",
-        secrets[0].1, secrets[1].1, secrets[2].1
-    );
-    let mut common: Vec<(String, String)> = Vec::new();
-    if let Some(db) = database {
-        common.push(("FOLIO__DATABASE__URL".into(), db.url.clone()));
-    }
-    if let Some(redis) = redis {
-        common.push(("FOLIO__REDIS__URL".into(), redis));
-    }
-    let mut dirs = Vec::new();
-    let mut processes: Vec<SpawnedBinary> = Vec::new();
-    let mut spawn = |name: &str, extra: Vec<(String, String)>| {
-        let dir = tempfile::tempdir().unwrap();
-        let env: Vec<(String, String)> = common.iter().cloned().chain(extra).collect();
-        let path = dir.path().to_path_buf();
-        dirs.push(dir);
-        let binary = binary(&format!("folio-{name}"));
-        async move {
-            let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            SpawnedBinary::start(&binary, &path, &pairs).await
-        }
-    };
-    let auth = spawn(
-        "auth",
-        vec![
-            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY".into(), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
-            ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL".into(), OPERATOR_EMAIL.into()),
-            ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD".into(), OPERATOR_PASSWORD.into()),
-            ("FOLIO__AUTH__SERVICE_ACCOUNTS".into(), declared),
-        ],
-    )
-    .await;
-    let auth_addr = auth.grpc_addr.to_string();
-    processes.push(auth);
-    let client = |name: &str, secret: &str| {
-        vec![
-            ("FOLIO__UPSTREAMS__AUTH".to_owned(), auth_addr.clone()),
-            ("FOLIO__SERVICE_CLIENT__ID".to_owned(), format!("folio-{name}")),
-            ("FOLIO__SERVICE_CLIENT__SECRET".to_owned(), secret.to_owned()),
-        ]
-    };
-    let mut ledger_env = client("ledger", &secrets[1].1);
-    ledger_env.push(("FOLIO__LEDGER__BOOTSTRAP_ASSETS".into(), "USD:2,EUR:2".into()));
-    let ledger = spawn("ledger", ledger_env).await;
-    let ledger_addr = ledger.grpc_addr.to_string();
-    processes.push(ledger);
-    let mut account_env = client("account", &secrets[0].1);
-    account_env.push(("FOLIO__UPSTREAMS__LEDGER".into(), ledger_addr.clone()));
-    let account = spawn("account", account_env).await;
-    let account_addr = account.grpc_addr.to_string();
-    processes.push(account);
-    let mut gateway_env = client("gateway", &secrets[2].1);
-    gateway_env.push(("FOLIO__UPSTREAMS__LEDGER".into(), ledger_addr));
-    gateway_env.push(("FOLIO__UPSTREAMS__ACCOUNT".into(), account_addr));
-    let gateway = spawn("gateway", gateway_env).await;
-    let gateway_addr = gateway.grpc_addr;
-    processes.push(gateway);
-    Suite { gateway: gateway_addr, _processes: processes, _dirs: dirs }
-}
-
-fn bearer<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
+use folio_testkit::{TestDatabase, unique};
+use support::{OPERATOR_EMAIL, OPERATOR_PASSWORD, PASSWORD, Stack, bearer};
+use tonic::transport::Channel;
 
 /// Retries while the services finish their first revocation poll.
 async fn eventually<T, F, Fut>(mut call: F) -> T
@@ -128,7 +41,7 @@ where
     panic!("still unavailable: {last:?}");
 }
 
-async fn journey(suite: &Suite) {
+async fn journey(suite: &Stack) {
     let channel: Channel = lazy_channel(&suite.gateway.to_string()).unwrap();
     let mut auth = AuthServiceClient::new(channel.clone());
     let mut accounts = AccountServiceClient::new(channel.clone());
@@ -265,12 +178,12 @@ async fn journey(suite: &Suite) {
 #[tokio::test]
 async fn the_journey_on_postgres_and_redis() {
     let db = TestDatabase::postgres().await;
-    let suite = start(Some(&db), Some(format!("{}/5", folio_testkit::redis_url()))).await;
+    let suite = Stack::start(Some(&db), Some(format!("{}/5", folio_testkit::redis_url())), &[]).await;
     journey(&suite).await;
 }
 
 #[tokio::test]
 async fn the_journey_on_the_embedded_defaults() {
-    let suite = start(None, None).await;
+    let suite = Stack::start(None, None, &[]).await;
     journey(&suite).await;
 }

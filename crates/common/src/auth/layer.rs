@@ -62,6 +62,7 @@ where
         let verifier = self.verifier.clone();
         let domain = self.domain;
         Box::pin(async move {
+            trust_client_ip(&verifier, &mut request).await;
             if is_public(request.uri().path()) {
                 // DESIGN §5: public RPCs ignore any bearer token, so a client
                 // that always attaches its last token can still sign in.
@@ -80,6 +81,35 @@ where
             }
             inner.call(request).await
         })
+    }
+}
+
+/// Where the gateway puts the client's IP (DESIGN §3, §6).
+pub const CLIENT_IP_HEADER: &str = "x-folio-client-ip";
+/// Where the gateway puts its own service token, vouching for the client IP.
+pub const GATEWAY_TOKEN_HEADER: &str = "x-folio-gateway";
+/// The gateway's client id: only its token makes the client IP believed.
+pub const GATEWAY_CLIENT_ID: &str = "folio-gateway";
+
+/// The client IP the gateway vouched for, in a request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIp(pub String);
+
+/// Takes both headers off the request and, when the gateway's own token
+/// vouches for it, keeps the client IP as a [`ClientIp`] extension: any
+/// other caller of a service's port could otherwise claim any IP and spread
+/// its lock-outs over addresses that are not its own.
+async fn trust_client_ip<B>(verifier: &TokenVerifier, request: &mut http::Request<B>) {
+    let claimed = request.headers_mut().remove(CLIENT_IP_HEADER);
+    let voucher = request.headers_mut().remove(GATEWAY_TOKEN_HEADER);
+    let (Some(claimed), Some(voucher)) = (claimed, voucher) else { return };
+    let token = voucher.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    let (Some(token), Ok(ip)) = (token, claimed.to_str()) else { return };
+    match verifier.verify(token).await {
+        Ok(principal) if principal.subject == GATEWAY_CLIENT_ID && principal.kind == super::PrincipalKind::Service => {
+            request.extensions_mut().insert(ClientIp(ip.to_owned()));
+        }
+        _ => tracing::debug!("a client IP came without the gateway's token; ignored"),
     }
 }
 

@@ -8,7 +8,10 @@ mod service_token;
 mod sources;
 mod verifier;
 
-pub use layer::{AuthLayer, Authenticate, PUBLIC_RPCS, bearer_token, is_public};
+pub use layer::{
+    AuthLayer, Authenticate, CLIENT_IP_HEADER, ClientIp, GATEWAY_CLIENT_ID, GATEWAY_TOKEN_HEADER, PUBLIC_RPCS,
+    bearer_token, is_public,
+};
 pub use principal::{AccessClaims, Principal, PrincipalKind, principal, roles, scopes};
 pub use remote::{RemoteAuth, remote_auth};
 pub use service_token::ServiceTokenProvider;
