@@ -4,6 +4,8 @@
 //! conservation check.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod hostile;
+
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use folio_common::client::lazy_channel;
@@ -25,6 +27,9 @@ pub fn binary(name: &str) -> String {
     // Test binaries live in target/<profile>/deps; the services' binaries one level up.
     let exe = std::env::current_exe().unwrap();
     let dir: PathBuf = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    // FOLIO_E2E_BIN_DIR runs the suite against other binaries (an older
+    // build, to count what a fix changed).
+    let dir = std::env::var_os("FOLIO_E2E_BIN_DIR").map_or(dir, PathBuf::from);
     let path = dir.join(name);
     assert!(path.exists(), "{} is not built (run through `make test`)", path.display());
     path.display().to_string()
@@ -172,7 +177,8 @@ impl Stack {
             request_id: uuid::Uuid::new_v4().to_string(),
             asset_code: "USD".into(),
             display_name: "Account".into(),
-            kind: kind as i32,
+            // Customers may not name a kind at all; CUSTOMER is the default.
+            kind: if kind == AccountKind::System { kind as i32 } else { 0 },
             ..Default::default()
         };
         let account = self.accounts().create_account(bearer(request, token)).await.expect("create account");
