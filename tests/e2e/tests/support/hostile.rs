@@ -82,10 +82,8 @@ impl Bystander {
                         };
                         match result {
                             Ok(()) => tally.ok += 1,
-                            Err(status) => {
-                                assert_never_internal(&status, "a well-behaved call");
-                                tally.failed.push(describe(&status));
-                            }
+                            // Every failure is collateral, INTERNAL included.
+                            Err(status) => tally.failed.push(describe(&status)),
                         }
                     }
                     tally
