@@ -200,3 +200,25 @@ async fn a_refused_value_fails_alone_on_postgres() {
 async fn a_refused_value_fails_alone_on_sqlite() {
     a_refused_value_fails_alone(true).await;
 }
+
+#[tokio::test]
+async fn ledger_write_moves_money_but_does_not_read_it() {
+    let suite = Suite::start().await;
+    let bank = suite.system_account("USD").await;
+    let customer = suite.customer().await;
+    let account = suite.open(&customer.id, folio_proto::ledger::AccountKind::Customer, 0, "USD").await;
+    let mut ledger = suite.ledger();
+    let transfer = ledger
+        .create_transfer(bearer(posted(&bank, &account, 5), &suite.write_only))
+        .await
+        .expect("ledger:write moves money")
+        .into_inner()
+        .transfer
+        .unwrap();
+    let balance = folio_proto::ledger::GetBalanceRequest { account_id: account.clone(), as_of: None };
+    let status = ledger.get_balance(bearer(balance, &suite.write_only)).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::PermissionDenied, "NOT_ACCOUNT_OWNER"));
+    let get = folio_proto::ledger::GetTransferRequest { transfer_id: transfer.id };
+    let status = ledger.get_transfer(bearer(get, &suite.write_only)).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::PermissionDenied, "NOT_ACCOUNT_OWNER"));
+}

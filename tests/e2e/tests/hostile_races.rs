@@ -183,12 +183,13 @@ async fn public_rpcs_ignore_the_bearer_a_client_always_attaches() {
 async fn losing_redis_under_load_stops_nobody_and_loses_nothing() {
     let (db, mut redis) = (TestDatabase::postgres().await, OwnRedis::start());
     let budget = [
-        ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_RPS", "200"),
-        ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_BURST", "300"),
+        ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_RPS", "20"),
+        ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_BURST", "40"),
     ];
     let stack = Stack::start(Some(&db), Some(redis.url()), &budget).await;
     let operator = stack.operator().await;
-    let bystander = Bystander::start(&stack, &operator, 2).await;
+    // Two workers at five calls a second each stay inside the budget.
+    let bystander = Bystander::start_paced(&stack, &operator, 2, Duration::from_millis(200)).await;
     let (email, _) = stack.customer().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.stop();

@@ -36,6 +36,8 @@ pub struct Suite {
     pub operator: String,
     pub admin: String,
     pub writer: String,
+    /// A service token with `ledger:write` alone.
+    pub write_only: String,
     shutdowns: Vec<CancellationToken>,
 }
 
@@ -134,7 +136,10 @@ impl Suite {
             .unwrap()
             .into_inner()
             .access_token;
+        let write_only =
+            auth_client.issue_service_token(service(vec!["ledger:write"])).await.unwrap().into_inner().access_token;
         let suite = Self {
+            write_only,
             auth_addr: auth.grpc_addr,
             ledgers: addresses,
             db,

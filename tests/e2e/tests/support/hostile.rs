@@ -23,10 +23,15 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Prints how many well-behaved calls failed.
+    pub fn report(&self, scenario: &str) {
+        eprintln!("{scenario}: {} of {} well-behaved calls failed", self.failed.len(), self.ok + self.failed.len());
+    }
+
     /// Panics with the collateral failures, if any.
     pub fn assert_no_collateral(&self, scenario: &str) {
         let total = self.ok + self.failed.len();
-        eprintln!("{scenario}: {} of {total} well-behaved calls failed", self.failed.len());
+        self.report(scenario);
         assert!(total > 0, "{scenario}: the well-behaved customer made no call");
         assert!(self.failed.is_empty(), "{scenario}: {} of {total} failed: {:?}", self.failed.len(), self.failed);
     }
@@ -58,8 +63,13 @@ pub struct Bystander {
 }
 
 impl Bystander {
-    /// Starts the traffic.
+    /// Starts the traffic, as fast as it goes.
     pub async fn start(stack: &Stack, operator: &str, workers: usize) -> Self {
+        Self::start_paced(stack, operator, workers, std::time::Duration::ZERO).await
+    }
+
+    /// Starts the traffic, each worker waiting `pace` between calls.
+    pub async fn start_paced(stack: &Stack, operator: &str, workers: usize, pace: std::time::Duration) -> Self {
         let (_, token) = stack.customer().await;
         let account = stack.funded(&token, operator, 1_000_000).await;
         let other = stack.open(&token, AccountKind::Customer).await;
@@ -74,6 +84,7 @@ impl Bystander {
                     // At least a few calls each, however soon the stop comes.
                     while round < 5 || !stop.load(Ordering::Relaxed) {
                         round += 1;
+                        tokio::time::sleep(pace).await;
                         let result = if (round + worker) % 2 == 0 {
                             ledger.create_transfer(bearer(posted(&account, &other, 1), &token)).await.map(|_| ())
                         } else {
