@@ -27,8 +27,6 @@ use crate::upstream::Upstream;
 /// The error domain of the gateway's own answers.
 pub const DOMAIN: &str = "gateway.folio";
 
-/// RPCs callable without a token.
-
 /// Everything the proxy needs.
 pub struct ProxyConfig {
     /// `(path prefix, upstream)` for the three public services.

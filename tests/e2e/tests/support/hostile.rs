@@ -85,7 +85,7 @@ impl Bystander {
                     while round < 5 || !stop.load(Ordering::Relaxed) {
                         round += 1;
                         tokio::time::sleep(pace).await;
-                        let result = if (round + worker) % 2 == 0 {
+                        let result = if (round + worker).is_multiple_of(2) {
                             ledger.create_transfer(bearer(posted(&account, &other, 1), &token)).await.map(|_| ())
                         } else {
                             let request = GetAccountRequest { account_id: account.clone() };
