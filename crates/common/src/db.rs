@@ -12,7 +12,7 @@ use crate::config::DatabaseSettings;
 
 mod tx;
 
-pub use tx::{RetryPolicy, TxError, is_retryable, refused_value, run_in_tx};
+pub use tx::{RetryPolicy, TxError, begin_write, is_retryable, refused_value, run_in_tx};
 
 /// Opens the database of `schema` (`auth`, `account`, `ledger`) as configured:
 /// `database.url` or, when unset, `<data_dir>/<schema>.sqlite`.

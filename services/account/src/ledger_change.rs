@@ -16,7 +16,7 @@ use folio_proto::ledger::{AccountStatus, LedgerAccount};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, Set, Statement, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use crate::core::{Account, AccountCore, StatusChange};
@@ -78,7 +78,7 @@ impl AccountCore {
         edits: LocalEdits,
         check: impl FnOnce(&Account) -> Result<(), Failure>,
     ) -> Result<Account, Failure> {
-        let tx = self.db.begin().await?;
+        let tx = folio_common::db::begin_write(&self.db, None).await?;
         let account = self.lock(&tx, id).await?;
         check(&account)?;
         let ledger = match self.apply_in_ledger(id, intent.change, account.version).await {
@@ -117,16 +117,10 @@ impl AccountCore {
         Err(unconfirmed())
     }
 
-    /// The account, locked for the rest of `tx` (SQLite: the write lock,
-    /// taken by a no-op write).
+    /// The account, locked for the rest of `tx` (SQLite: `tx` holds the
+    /// write lock from its BEGIN IMMEDIATE).
     async fn lock(&self, tx: &DatabaseTransaction, id: &str) -> Result<Account, Failure> {
         if tx.get_database_backend() == DbBackend::Sqlite {
-            tx.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                "UPDATE accounts SET revision = revision WHERE id = ?",
-                [id.into()],
-            ))
-            .await?;
             return self.find(tx, id).await;
         }
         accounts::Entity::find_by_id(id.to_owned())
@@ -194,7 +188,7 @@ impl AccountCore {
                     continue;
                 }
             };
-            let tx = self.db.begin().await?;
+            let tx = folio_common::db::begin_write(&self.db, None).await?;
             let current = self.lock(&tx, &account.id).await?;
             if ledger.version > current.version {
                 tracing::warn!(account_id = %account.id, "repair: recording the ledger's state");

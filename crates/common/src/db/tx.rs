@@ -5,7 +5,8 @@
 use std::{future::Future, sync::Arc, time::Duration, time::Instant};
 
 use sea_orm::{
-    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, TransactionTrait,
+    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 /// How a transaction is run and retried.
@@ -99,7 +100,7 @@ where
     F: FnMut(Arc<DatabaseTransaction>) -> Fut,
     Fut: Future<Output = Result<T, TxError<E>>>,
 {
-    let tx = Arc::new(db.begin_with_config(isolation, None::<AccessMode>).await?);
+    let tx = Arc::new(begin_write(db, isolation).await?);
     let value = work(Arc::clone(&tx)).await;
     // The work's future is done, so ours is normally the only handle left; a
     // handle kept elsewhere means the work leaked it, and we roll back.
@@ -118,6 +119,23 @@ where
             Err(error)
         }
     }
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock
+/// at BEGIN (IMMEDIATE), so a writer waits its turn (the busy timeout)
+/// instead of failing with SQLITE_BUSY when it upgrades from reading while
+/// another writer holds the lock, which SQLite cannot wait out.
+pub async fn begin_write(
+    db: &DatabaseConnection,
+    isolation: Option<IsolationLevel>,
+) -> Result<DatabaseTransaction, DbErr> {
+    let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+    db.begin_with_options(TransactionOptions {
+        isolation_level: isolation,
+        access_mode: None::<AccessMode>,
+        sqlite_transaction_mode: sqlite.then_some(SqliteTransactionMode::Immediate),
+    })
+    .await
 }
 
 /// True for errors that a fresh attempt of the same transaction may not hit:

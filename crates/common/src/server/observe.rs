@@ -167,8 +167,12 @@ impl Drop for CallRecord {
 }
 
 /// Codes that mean the service, not the caller, is at fault.
+/// Answers logged as errors, one line per call. UNAVAILABLE is not among
+/// them: a hostile client can have its own calls shed by the thousand, and
+/// that must not flood the log (the shed counter and the code that found a
+/// dependency down say what happened).
 fn is_server_fault(code: Code) -> bool {
-    matches!(code, Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable)
+    matches!(code, Code::Internal | Code::Unknown | Code::DataLoss)
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {

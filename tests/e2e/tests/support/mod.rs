@@ -106,13 +106,18 @@ impl Stack {
         gateway_env.push(("FOLIO__UPSTREAMS__LEDGER".into(), ledger_addr));
         gateway_env.push(("FOLIO__UPSTREAMS__ACCOUNT".into(), account_addr));
         let gateway = spawn("gateway", gateway_env).await;
+        let mut processes = vec![auth, ledger, account, gateway];
+        for (name, process) in ["auth", "ledger", "account", "gateway"].into_iter().zip(&mut processes) {
+            echo_errors(name, process);
+        }
+        let [auth, ledger, account, gateway] = &processes[..] else { unreachable!() };
         let stack = Stack {
             gateway: gateway.grpc_addr,
             gateway_admin: gateway.admin_addr,
             ledger_admin: ledger.admin_addr,
             account_admin: account.admin_addr,
             auth_admin: auth.admin_addr,
-            _processes: vec![auth, ledger, account, gateway],
+            _processes: processes,
             _dirs: dirs,
         };
         stack.wait_until_ready().await;
@@ -204,6 +209,19 @@ impl Stack {
         socket.read_to_string(&mut text).await.unwrap();
         text
     }
+}
+
+/// Shows a service's ERROR log lines on the test's output: when a test
+/// fails on an INTERNAL answer, the cause is right there.
+fn echo_errors(name: &'static str, process: &mut SpawnedBinary) {
+    let mut logs = std::mem::replace(&mut process.logs, tokio::sync::mpsc::unbounded_channel().1);
+    tokio::spawn(async move {
+        while let Some(line) = logs.recv().await {
+            if line.contains("\"level\":\"ERROR\"") {
+                eprintln!("[{name}] {line}");
+            }
+        }
+    });
 }
 
 pub fn bearer<T>(message: T, token: &str) -> Request<T> {
