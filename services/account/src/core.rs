@@ -1,6 +1,7 @@
 //! The account service's operations share this: the database, the ledger,
 //! who may see and change an account, and the status audit trail.
 
+use folio_common::paging::PageTokens;
 use folio_common::{
     auth::{Principal, scopes},
     error::{Failure, FolioError, Reason},
@@ -33,6 +34,7 @@ pub struct StatusChange<'a> {
 pub struct AccountCore {
     pub(crate) db: DatabaseConnection,
     pub(crate) ledger: Ledger,
+    pub(crate) page_tokens: PageTokens,
 }
 
 /// What a caller may do.
@@ -89,8 +91,8 @@ impl Caller {
 
 impl AccountCore {
     /// Operations over `db`, calling `ledger`.
-    pub fn new(db: DatabaseConnection, ledger: Ledger) -> Self {
-        Self { db, ledger }
+    pub fn new(db: DatabaseConnection, ledger: Ledger, page_tokens: PageTokens) -> Self {
+        Self { db, ledger, page_tokens }
     }
 
     pub(crate) async fn now(&self, db: &impl ConnectionTrait) -> Result<i64, Failure> {

@@ -56,7 +56,8 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
     let ledger = ledger::Ledger::new(lazy_channel(&common.upstreams.ledger)?, auth.tokens.clone());
-    let core = core::AccountCore::new(foundation.db.clone(), ledger);
+    let page_tokens = folio_common::paging::PageTokens::load(&foundation.db).await?;
+    let core = core::AccountCore::new(foundation.db.clone(), ledger, page_tokens);
     outbox::spawn(core.clone(), Duration::from_millis(settings.outbox_interval_ms), shutdown.clone());
     ServerBuilder::new(SCHEMA, common.server.clone())
         .authenticate_with(auth.verifier)

@@ -95,7 +95,7 @@ impl AccountCore {
         if let Some(status) = status {
             query = query.filter(accounts::Column::Status.eq(status));
         }
-        if let Some((at, id)) = folio_common::paging::decode_token(token)? {
+        if let Some((at, id)) = self.page_tokens.decode(token)? {
             query = query.filter(
                 accounts::Column::CreatedAt
                     .gt(at)
@@ -103,7 +103,7 @@ impl AccountCore {
             );
         }
         let page = query.limit(limit + 1).all(&self.db).await?;
-        Ok(folio_common::paging::finish_page(page, limit, |a| folio_common::paging::encode_token(a.created_at, &a.id)))
+        Ok(folio_common::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.id)))
     }
 
     /// UpdateAccount: guarded by the etag; the overdraft limit goes to the ledger first.

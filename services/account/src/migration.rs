@@ -12,6 +12,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_account_schema::Migration), Box::new(m0002_resync_due::Migration)]
+        vec![
+            Box::new(m0001_account_schema::Migration),
+            Box::new(m0002_resync_due::Migration),
+            Box::new(folio_common::paging::PagingKeyMigration { name: "m0003_account_paging_key" }),
+        ]
     }
 }

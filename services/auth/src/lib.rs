@@ -14,6 +14,7 @@ mod service;
 pub mod settings;
 mod store;
 
+use folio_common::paging::PageTokens;
 use std::path::Path;
 
 use anyhow::Context;
@@ -74,7 +75,9 @@ async fn build_core(foundation: &Foundation, settings: &AuthSettings, data_dir: 
         settings.hashing_concurrency,
         settings.hashing_queue,
     )?;
-    Ok(AuthCore::new(foundation.db.clone(), foundation.cache.clone(), hasher, keyring, settings.clone()))
+    let page_tokens = PageTokens::load(&foundation.db).await.context("reading the paging key")?;
+    let core = AuthCore::new(foundation.db.clone(), foundation.cache.clone(), hasher, keyring, settings.clone());
+    Ok(core.with_page_tokens(page_tokens))
 }
 
 /// The configured key-encryption key; for the embedded SQLite default, a

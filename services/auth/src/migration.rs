@@ -11,6 +11,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_auth_schema::Migration)]
+        vec![
+            Box::new(m0001_auth_schema::Migration),
+            Box::new(folio_common::paging::PagingKeyMigration { name: "m0002_auth_paging_key" }),
+        ]
     }
 }

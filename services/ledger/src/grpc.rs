@@ -2,6 +2,7 @@
 //! coalescing writer and reads to `reads`, and maps failures to statuses
 //! (domain `ledger.folio`).
 
+use folio_common::paging::PageTokens;
 use folio_common::{
     auth::principal,
     error::{Failure, FolioError},
@@ -44,12 +45,13 @@ fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Status> {
 pub struct LedgerApi {
     db: DatabaseConnection,
     writer: Writer,
+    page_tokens: PageTokens,
 }
 
 impl LedgerApi {
     /// Serves reads from `db` and writes through `writer`.
-    pub fn new(db: DatabaseConnection, writer: Writer) -> Self {
-        Self { db, writer }
+    pub fn new(db: DatabaseConnection, writer: Writer, page_tokens: PageTokens) -> Self {
+        Self { db, writer, page_tokens }
     }
 
     async fn write_one(&self, op: Op, actor: Actor) -> Result<Transfer, Status> {
@@ -91,12 +93,15 @@ impl LedgerService for LedgerApi {
         actor(&request)?;
         let pb::ListAssetsRequest { page_size: size, page_token } = request.into_inner();
         let limit = page_size(size, 100, 1000)?;
-        // The token is the last code of the previous page.
-        if !page_token.is_empty() {
-            validate::asset_code("page_token", &page_token).map_err(fail)?;
-        }
-        let assets = admin::list_assets(&self.db, &page_token, limit + 1).await.map_err(fail)?;
-        let (assets, next_page_token) = folio_common::paging::finish_page(assets, limit, |a| a.code.clone());
+        // The token seals the last code of the previous page.
+        let after = if page_token.is_empty() {
+            String::new()
+        } else {
+            self.page_tokens.open("page_token", &page_token).map_err(fail)?
+        };
+        let assets = admin::list_assets(&self.db, &after, limit + 1).await.map_err(fail)?;
+        let (assets, next_page_token) =
+            folio_common::paging::finish_page(assets, limit, |a| self.page_tokens.seal(&a.code));
         Ok(Response::new(pb::ListAssetsResponse {
             assets: assets.iter().map(asset_message).collect(),
             next_page_token,
@@ -174,11 +179,11 @@ impl LedgerService for LedgerApi {
             end: end_time.as_ref().map(|t| convert::micros("end_time", t)).transpose().map_err(fail)?,
             status,
             limit: page_size(size, 100, 1000)?,
-            after_sequence: reads::parse_statement_token(&page_token).map_err(fail)?,
+            after_sequence: reads::parse_statement_token(&self.page_tokens, &page_token).map_err(fail)?,
         };
         let (lines, more) = reads::statement(&self.db, &actor, &account_id, &query).await.map_err(fail)?;
         let next_page_token = match (more, lines.last()) {
-            (true, Some(last)) => reads::statement_token(last.account_sequence),
+            (true, Some(last)) => reads::statement_token(&self.page_tokens, last.account_sequence),
             _ => String::new(),
         };
         let entries = lines

@@ -56,6 +56,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     admin::bootstrap_assets(&foundation.db, &settings.bootstrap_assets).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
+    let page_tokens = folio_common::paging::PageTokens::load(&foundation.db).await?;
     let writer = if foundation.db.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Overlapping writers, each on a session of its own (see WRITER_SESSION).
         let pool = Pool { max_connections: settings.writers.max(1) as u32, session: WRITER_SESSION };
@@ -75,7 +76,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     ServerBuilder::new(SCHEMA, common.server.clone())
         .authenticate_with(auth.verifier)
         .add_service(
-            LedgerServiceServer::new(grpc::LedgerApi::new(foundation.db.clone(), writer))
+            LedgerServiceServer::new(grpc::LedgerApi::new(foundation.db.clone(), writer, page_tokens))
                 .max_decoding_message_size(max),
         )
         .add_service(LedgerAdminServiceServer::new(grpc_admin::LedgerAdminApi::new(foundation.db.clone())))

@@ -12,6 +12,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_ledger_schema::Migration), Box::new(m0002_lean_indexes::Migration)]
+        vec![
+            Box::new(m0001_ledger_schema::Migration),
+            Box::new(m0002_lean_indexes::Migration),
+            Box::new(folio_common::paging::PagingKeyMigration { name: "m0003_ledger_paging_key" }),
+        ]
     }
 }

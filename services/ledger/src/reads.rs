@@ -1,7 +1,7 @@
 //! Reads: one transfer, an account's statement, balances now and at a past moment.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use folio_common::error::{Failure, FolioError, Reason};
+use folio_common::paging::PageTokens;
 use sea_orm::{DatabaseConnection, Value};
 
 use crate::admin;
@@ -52,17 +52,17 @@ pub struct StatementQuery {
 }
 
 /// Encodes the statement position.
-pub fn statement_token(sequence: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("s:{sequence}"))
+pub fn statement_token(tokens: &PageTokens, sequence: i64) -> String {
+    tokens.seal(&format!("s:{sequence}"))
 }
 
 /// Decodes a statement page token.
-pub fn parse_statement_token(token: &str) -> Result<i64, Failure> {
+pub fn parse_statement_token(tokens: &PageTokens, token: &str) -> Result<i64, Failure> {
     if token.is_empty() {
         return Ok(0);
     }
     let invalid = || Failure::from(FolioError::invalid_field("page_token", "is not a token this service issued"));
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?).map_err(|_| invalid())?;
+    let text = tokens.open("page_token", token)?;
     text.strip_prefix("s:").and_then(|n| n.parse().ok()).filter(|n: &i64| *n >= 0).ok_or_else(invalid)
 }
 

@@ -222,3 +222,29 @@ async fn ledger_write_moves_money_but_does_not_read_it() {
     let status = ledger.get_transfer(bearer(get, &suite.write_only)).await.unwrap_err();
     assert_eq!((status.code(), reason(&status).as_str()), (Code::PermissionDenied, "NOT_ACCOUNT_OWNER"));
 }
+
+#[tokio::test]
+async fn a_page_token_from_one_instance_pages_on_another_and_a_forged_one_is_refused() {
+    let suite = Suite::start_with(2, false).await;
+    let bank = suite.system_account("USD").await;
+    let customer = suite.customer().await;
+    let account = suite.open(&customer.id, folio_proto::ledger::AccountKind::Customer, 0, "USD").await;
+    for _ in 0..3 {
+        suite.fund(&bank, &account, 1).await;
+    }
+    let list = |page_token: String| folio_proto::ledger::ListTransfersRequest {
+        account_id: account.clone(),
+        page_size: 2,
+        page_token,
+        ..Default::default()
+    };
+    let first = suite.ledger_at(0).list_transfers(bearer(list(String::new()), &customer.token)).await.unwrap();
+    let token = first.into_inner().next_page_token;
+    assert!(!token.is_empty());
+    let second = suite.ledger_at(1).list_transfers(bearer(list(token.clone()), &customer.token)).await;
+    assert_eq!(second.expect("the other instance shares the key").into_inner().entries.len(), 1);
+    // The same position without the service's seal.
+    let unsealed = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, "s:0");
+    let status = suite.ledger_at(1).list_transfers(bearer(list(unsealed), &customer.token)).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::InvalidArgument, "INVALID_FIELD"));
+}

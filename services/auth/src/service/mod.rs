@@ -6,6 +6,7 @@ pub mod service_accounts;
 pub mod sessions;
 pub mod users;
 
+use folio_common::paging::PageTokens;
 use folio_common::validate::{self, TextRule};
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub struct AuthCore {
     keyring: Keyring,
     lockout: Lockout,
     settings: Arc<AuthSettings>,
+    page_tokens: PageTokens,
 }
 
 impl AuthCore {
@@ -44,7 +46,22 @@ impl AuthCore {
     ) -> Self {
         let issuer = TokenIssuer::new(keyring.clone(), settings.access_token_ttl());
         let lockout = Lockout::new(cache.clone(), &settings);
-        Self { db, cache, hasher, issuer, keyring, lockout, settings: Arc::new(settings) }
+        let page_tokens = PageTokens::with_key(&rand::random::<[u8; 32]>());
+        Self { db, cache, hasher, issuer, keyring, lockout, settings: Arc::new(settings), page_tokens }
+    }
+
+    /// Page tokens sealed with the key every instance shares (from the schema).
+    pub fn with_page_tokens(mut self, page_tokens: PageTokens) -> Self {
+        self.page_tokens = page_tokens;
+        self
+    }
+
+    fn decode_page_token(&self, token: &str) -> Result<Option<(i64, String)>, Failure> {
+        Ok(self.page_tokens.decode(token)?)
+    }
+
+    fn encode_page_token(&self, at: i64, id: &str) -> String {
+        self.page_tokens.encode(at, id)
     }
 
     /// The keyring (for the JWKS endpoint and local verification).
@@ -92,12 +109,6 @@ pub fn normalize_email(email: &str) -> Result<String, Failure> {
 fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Failure> {
     Ok(folio_common::paging::page_size(requested, default, max)?)
 }
-
-fn decode_page_token(token: &str) -> Result<Option<(i64, String)>, Failure> {
-    Ok(folio_common::paging::decode_token(token)?)
-}
-
-use folio_common::paging::encode_token as encode_page_token;
 
 /// The given `values`, deduplicated, each one of `allowed`; at least one.
 fn known_subset(field: &str, values: &[String], allowed: &[&'static str]) -> Result<Vec<&'static str>, Failure> {
