@@ -20,7 +20,10 @@ pub fn prometheus() -> Option<PrometheusHandle> {
                 .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
                 .ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    spawn_upkeep(handle.clone());
+                    Some(handle)
+                }
                 Err(error) => {
                     tracing::warn!(%error, "metrics recorder not installed");
                     None
@@ -28,6 +31,27 @@ pub fn prometheus() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// The name of the thread that does it (tests look for it).
+pub const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// `install_recorder` (unlike `install`) runs no upkeep: every histogram
+/// sample is kept until the next scrape drains it, so a process nobody
+/// scrapes grows by every sample it records (tens of bytes a call). A thread
+/// of its own (no runtime needed) drains them on a timer.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name(UPKEEP_THREAD.to_owned()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "metrics upkeep thread not started; histograms grow until scraped");
+    }
 }
 
 /// `true` while the service serves; `false` once draining.
@@ -75,4 +99,35 @@ pub fn router(readiness: Readiness, extra: Router) -> Router {
             }),
         )
         .merge(extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without upkeep every histogram sample stays in memory until a scrape:
+    /// the recorder must come with the thread that drains them.
+    #[test]
+    fn the_recorder_comes_with_its_upkeep_thread() {
+        assert!(prometheus().is_some(), "the recorder installs");
+        let names = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .map(|tasks| {
+                    tasks
+                        .filter_map(Result::ok)
+                        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+                        .map(|name| name.trim().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // A new thread names itself once it runs: give it a moment.
+        for _ in 0..100 {
+            if names().iter().any(|name| name == UPKEEP_THREAD) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no {UPKEEP_THREAD} thread among {:?}", names());
+    }
 }

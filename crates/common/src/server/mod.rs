@@ -17,7 +17,7 @@ use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-pub use admin::{Readiness, prometheus};
+pub use admin::{Readiness, UPKEEP_THREAD, prometheus};
 pub use observe::{CallStarted, ObserveLayer};
 pub use shed::ShedLayer;
 
