@@ -91,8 +91,17 @@ pub(super) fn reply(batch: Vec<Job>, mut answers: Vec<(Part, Result<Outcome, Fai
     answers.sort_by_key(|(part, _)| (part.job, part.ops.start));
     let mut answers = answers.into_iter().peekable();
     for (index, job) in batch.into_iter().enumerate() {
+        let (atomic, ops) = (job.atomic, job.ops.len());
         let mut merged: Option<Result<Outcome, Failure>> = None;
-        while let Some((_, outcome)) = answers.next_if(|(part, _)| part.job == index) {
+        while let Some((part, outcome)) = answers.next_if(|(part, _)| part.job == index) {
+            // One operation of a non-atomic call that could not be confirmed
+            // is answered for itself; its neighbours' outcomes still count.
+            let outcome = match outcome {
+                Err(failure) if !atomic && ops > 1 && part.ops.len() == 1 => {
+                    Ok(Outcome::Each(vec![Err(as_caller_error(failure))]))
+                }
+                outcome => outcome,
+            };
             merged = Some(match (merged, outcome) {
                 (None, outcome) => outcome,
                 (Some(Ok(Outcome::Each(mut done))), Ok(Outcome::Each(more))) => {
