@@ -76,8 +76,7 @@ async fn build_core(foundation: &Foundation, settings: &AuthSettings, data_dir: 
         settings.hashing_queue,
     )?;
     let page_tokens = PageTokens::load(&foundation.db).await.context("reading the paging key")?;
-    let core = AuthCore::new(foundation.db.clone(), foundation.cache.clone(), hasher, keyring, settings.clone());
-    Ok(core.with_page_tokens(page_tokens))
+    Ok(AuthCore::new(foundation.db.clone(), foundation.cache.clone(), hasher, keyring, settings.clone(), page_tokens))
 }
 
 /// The configured key-encryption key; for the embedded SQLite default, a

@@ -31,8 +31,8 @@ static KNOWN: LazyLock<HashSet<String>> = LazyLock::new(|| {
 });
 
 /// `path` when it names a method of ours, else `unknown`.
-pub fn method_label(path: &str) -> String {
-    if KNOWN.contains(path) { path.to_owned() } else { "unknown".to_owned() }
+pub fn method_label(path: String) -> String {
+    if KNOWN.contains(&path) { path } else { "unknown".to_owned() }
 }
 
 /// Whether a caller's `x-request-id` is kept: 1..=128 characters of
@@ -60,12 +60,12 @@ mod tests {
     #[test]
     fn only_known_methods_are_labels() {
         assert_eq!(
-            method_label("/folio.ledger.v1.LedgerService/CreateTransfer"),
+            method_label("/folio.ledger.v1.LedgerService/CreateTransfer".to_owned()),
             "/folio.ledger.v1.LedgerService/CreateTransfer"
         );
-        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "/grpc.health.v1.Health/Check");
-        assert_eq!(method_label("/folio.ledger.v1.LedgerService/Nope"), "unknown");
-        assert_eq!(method_label("/x/y"), "unknown");
+        assert_eq!(method_label("/grpc.health.v1.Health/Check".to_owned()), "/grpc.health.v1.Health/Check");
+        assert_eq!(method_label("/folio.ledger.v1.LedgerService/Nope".to_owned()), "unknown");
+        assert_eq!(method_label("/x/y".to_owned()), "unknown");
     }
 
     #[test]

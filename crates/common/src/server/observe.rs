@@ -86,7 +86,7 @@ where
         let started = Instant::now();
         let service = self.service;
         let call = CallRecord {
-            method: super::methods::method_label(&method),
+            method: super::methods::method_label(method),
             request_id,
             started,
             span: span.clone(),

@@ -43,25 +43,11 @@ impl AuthCore {
         hasher: PasswordHasher,
         keyring: Keyring,
         settings: AuthSettings,
+        page_tokens: PageTokens,
     ) -> Self {
         let issuer = TokenIssuer::new(keyring.clone(), settings.access_token_ttl());
         let lockout = Lockout::new(cache.clone(), &settings);
-        let page_tokens = PageTokens::with_key(&rand::random::<[u8; 32]>());
         Self { db, cache, hasher, issuer, keyring, lockout, settings: Arc::new(settings), page_tokens }
-    }
-
-    /// Page tokens sealed with the key every instance shares (from the schema).
-    pub fn with_page_tokens(mut self, page_tokens: PageTokens) -> Self {
-        self.page_tokens = page_tokens;
-        self
-    }
-
-    fn decode_page_token(&self, token: &str) -> Result<Option<(i64, String)>, Failure> {
-        Ok(self.page_tokens.decode(token)?)
-    }
-
-    fn encode_page_token(&self, at: i64, id: &str) -> String {
-        self.page_tokens.encode(at, id)
     }
 
     /// The keyring (for the JWKS endpoint and local verification).

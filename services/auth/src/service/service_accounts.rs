@@ -123,7 +123,7 @@ impl AuthCore {
         let mut query = service_accounts::Entity::find()
             .order_by_asc(service_accounts::Column::CreatedAt)
             .order_by_asc(service_accounts::Column::ClientId);
-        if let Some((at, id)) = self.decode_page_token(token)? {
+        if let Some((at, id)) = self.page_tokens.decode(token)? {
             query = query.filter(
                 service_accounts::Column::CreatedAt
                     .gt(at)
@@ -131,7 +131,7 @@ impl AuthCore {
             );
         }
         let page = query.limit(limit + 1).all(&self.db).await?;
-        Ok(folio_common::paging::finish_page(page, limit, |a| self.encode_page_token(a.created_at, &a.client_id)))
+        Ok(folio_common::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.client_id)))
     }
 
     /// RotateServiceAccountSecret (operator): the old secret stops working.

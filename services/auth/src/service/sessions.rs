@@ -303,7 +303,7 @@ impl AuthCore {
             .filter(sessions::Column::ExpiresAt.gt(now))
             .order_by_desc(sessions::Column::CreatedAt)
             .order_by_desc(sessions::Column::Id);
-        if let Some((at, id)) = self.decode_page_token(token)? {
+        if let Some((at, id)) = self.page_tokens.decode(token)? {
             query = query.filter(
                 sessions::Column::CreatedAt
                     .lt(at)
@@ -311,7 +311,7 @@ impl AuthCore {
             );
         }
         let page = query.limit(limit + 1).all(&self.db).await?;
-        Ok(folio_common::paging::finish_page(page, limit, |s| self.encode_page_token(s.created_at, &s.id)))
+        Ok(folio_common::paging::finish_page(page, limit, |s| self.page_tokens.encode(s.created_at, &s.id)))
     }
 
     /// ChangePassword: checks the old password (counted by the lock-out like

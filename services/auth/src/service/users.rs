@@ -133,13 +133,13 @@ impl AuthCore {
         require_operator(principal)?;
         let limit = page_size(size, 50, 200)?;
         let mut query = users::Entity::find().order_by_asc(users::Column::CreatedAt).order_by_asc(users::Column::Id);
-        if let Some((at, id)) = self.decode_page_token(token)? {
+        if let Some((at, id)) = self.page_tokens.decode(token)? {
             query = query.filter(
                 users::Column::CreatedAt.gt(at).or(users::Column::CreatedAt.eq(at).and(users::Column::Id.gt(id))),
             );
         }
         let page = query.limit(limit + 1).all(&self.db).await?;
-        Ok(folio_common::paging::finish_page(page, limit, |u| self.encode_page_token(u.created_at, &u.id)))
+        Ok(folio_common::paging::finish_page(page, limit, |u| self.page_tokens.encode(u.created_at, &u.id)))
     }
 
     /// DisableUser (operator): the user's sessions end and their tokens are refused.
