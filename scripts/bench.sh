@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 seconds=${BENCH_SECONDS:-10}
 ceiling_script=../shared/bench/pg_ceiling.sh
 
+# nginx is the front door's peer (issue 13): the gateway is compared with its grpc_pass.
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+if [ ! -x "$nginx" ]; then
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nginx-light >/dev/null
+  nginx=/usr/sbin/nginx
+fi
+
 cargo build --quiet --release -p folio-bench -p folio-ledger -p folio-gateway
 echo "# $(date -u +%FT%TZ) $(nproc) cores, PostgreSQL synchronous_commit=$(psql -h 127.0.0.1 -U postgres -Atc 'show synchronous_commit')"
 single=0
@@ -18,5 +27,5 @@ if [ -f "$ceiling_script" ]; then
 else
   echo "ceiling: $ceiling_script not found (run from a checkout with ../shared beside it); ratios will read 0"
 fi
-./target/release/folio-bench ledger --seconds "$seconds" --ceiling-single "$single" --ceiling-batched "$batched"
+./target/release/folio-bench ledger --seconds "$seconds" --ceiling-single "$single" --ceiling-batched "$batched" --nginx-binary "$nginx"
 ./target/release/folio-bench auth --seconds "$seconds"

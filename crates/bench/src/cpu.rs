@@ -17,10 +17,11 @@ pub struct CpuTimes {
 }
 
 impl CpuTimes {
-    /// Reads the counters now; `service` is the process under test.
-    pub fn now(service: u32) -> Self {
+    /// Reads the counters now; `service` are the processes under test
+    /// (a proxy and the Redis server it consults count as one party).
+    pub fn now(service: &[u32]) -> Self {
         Self {
-            service: process_seconds(service),
+            service: service.iter().map(|pid| process_seconds(*pid)).sum(),
             postgres: postgres_seconds(),
             bench: process_seconds(std::process::id()),
         }
@@ -42,6 +43,11 @@ impl CpuTimes {
             postgres: self.postgres + other.postgres,
             bench: self.bench + other.bench,
         }
+    }
+
+    /// The service's CPU, in microseconds per unit of work.
+    pub fn service_us_per(&self, units: f64) -> f64 {
+        if units > 0.0 { self.service * 1e6 / units } else { 0.0 }
     }
 
     /// This amount of CPU, in microseconds per unit of work.
@@ -77,13 +83,46 @@ fn parse_stat(stat: &str) -> Option<(&str, f64)> {
 
 /// The CPU seconds of every live process named `postgres`.
 fn postgres_seconds() -> f64 {
-    let Ok(entries) = fs::read_dir("/proc") else { return 0.0 };
-    entries
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok())
-        .filter_map(|stat| parse_stat(&stat).filter(|(name, _)| *name == "postgres").map(|(_, seconds)| seconds))
+    processes()
+        .filter(|(_, stat)| parse_stat(stat).is_some_and(|(name, _)| name == "postgres"))
+        .map(|(_, stat)| parse_stat(&stat).map_or(0.0, |(_, s)| s))
         .sum()
+}
+
+/// Every live process: its pid and its `/proc/<pid>/stat` line.
+fn processes() -> impl Iterator<Item = (u32, String)> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)))
+}
+
+/// `parent` and its children (nginx's master and its workers).
+pub fn with_children(parent: u32) -> Vec<u32> {
+    let mut pids = vec![parent];
+    pids.extend(processes().filter(|(_, stat)| parent_of(stat) == Some(parent)).map(|(pid, _)| pid));
+    pids
+}
+
+/// The parent pid in a `/proc/<pid>/stat` line (field 4).
+fn parent_of(stat: &str) -> Option<u32> {
+    let close = stat.rfind(')')?;
+    stat.get(close + 2..)?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Processes named `name` whose command line contains `needle` (the Redis
+/// server the gateway uses, told apart from test servers by its port).
+pub fn find_process(name: &str, needle: &str) -> Vec<u32> {
+    processes()
+        .filter(|(_, stat)| parse_stat(stat).is_some_and(|(n, _)| n == name))
+        .filter(|(pid, _)| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
+        })
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 #[cfg(test)]

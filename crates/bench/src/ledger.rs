@@ -19,7 +19,7 @@ use folio_testkit::{TestDatabase, probe::SpawnedBinary};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::{cpu::CpuTimes, stats::Latencies};
+use crate::{cpu::CpuTimes, front_door, stats::Latencies};
 
 const ADMIN_ID: &str = "bench-admin";
 const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
@@ -34,32 +34,50 @@ pub struct Ceiling {
     pub batched: f64,
 }
 
-struct Run {
-    transfers_per_sec: f64,
+pub struct Run {
+    pub transfers_per_sec: f64,
     /// Operations done and seconds taken (to merge runs).
-    done: u64,
+    pub done: u64,
     elapsed: f64,
     /// CPU of the service, PostgreSQL and the load generator during the run.
-    cpu: CpuTimes,
-    latencies: Latencies,
-    failures: u64,
+    pub cpu: CpuTimes,
+    pub latencies: Latencies,
+    pub failures: u64,
+    /// What the first failed call answered.
+    pub first_failure: Option<String>,
 }
 
-fn bearer<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+pub fn bearer<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
     Ok(request)
 }
 
-pub async fn run(
-    phase: Duration,
-    callers: usize,
-    accounts: usize,
-    ceiling: Ceiling,
-    ledger_binary: &str,
-    gateway_binary: &str,
-    only_ledger: bool,
-) -> anyhow::Result<()> {
+/// What to run and against what.
+pub struct Options {
+    pub phase: Duration,
+    pub callers: usize,
+    pub accounts: usize,
+    pub ceiling: Ceiling,
+    pub ledger_binary: String,
+    pub gateway_binary: String,
+    pub nginx_binary: String,
+    pub only_ledger: bool,
+    pub front_door_only: bool,
+}
+
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let Options {
+        phase,
+        callers,
+        accounts,
+        ceiling,
+        ledger_binary,
+        gateway_binary,
+        nginx_binary,
+        only_ledger,
+        front_door_only,
+    } = options;
     let db = TestDatabase::postgres().await;
     let dir = tempfile::tempdir()?;
     let services = format!(
@@ -80,7 +98,7 @@ pub async fn run(
     let auth = folio_auth::serve(config, shutdown.clone()).await?;
     let auth_addr = auth.grpc_addr.to_string();
     let ledger = SpawnedBinary::start(
-        ledger_binary,
+        &ledger_binary,
         dir.path(),
         &[
             ("FOLIO__DATABASE__URL", db.url.as_str()),
@@ -112,24 +130,16 @@ pub async fn run(
     let ids = Arc::new(ids);
     println!("# ledger pid={pid} accounts={accounts} callers={callers} seconds={}", phase.as_secs());
 
-    let uniform = per_rpc(&channels, &token, callers, phase, ids.clone(), false, pid).await?;
-    report("ledger one-per-rpc", &uniform, ceiling.single, "ceiling single", 1.5);
-    let batched = batches(&channels, &token, 1, phase, ids.clone(), pid).await?;
-    report("ledger batch-100 x1", &batched, ceiling.batched, "ceiling batched", 0.5);
-    let batched4 = batches(&channels, &token, 4, phase, ids.clone(), pid).await?;
-    report("ledger batch-100 x4", &batched4, ceiling.batched, "ceiling batched", 0.5);
-    let hot = per_rpc(&channels, &token, callers, phase, ids.clone(), true, pid).await?;
-    report("ledger hot-account", &hot, uniform.transfers_per_sec, "uniform", 0.8);
-    println!("ledger peak_rss_mib={:.1}", peak_rss_mib(pid));
+    if !front_door_only {
+        transfer_phases(&channels, &token, callers, phase, ids.clone(), &ceiling, pid).await?;
+    }
     if only_ledger {
         shutdown.cancel();
         return Ok(());
     }
-
-    // The gateway in front of the same ledger: GetBalance direct and through it.
     let ledger_addr = ledger.grpc_addr.to_string();
     let gateway = SpawnedBinary::start(
-        gateway_binary,
+        &gateway_binary,
         dir.path(),
         &[
             ("FOLIO__UPSTREAMS__AUTH", auth_addr.as_str()),
@@ -137,43 +147,22 @@ pub async fn run(
             ("FOLIO__SERVICE_CLIENT__ID", GATEWAY_ID),
             ("FOLIO__SERVICE_CLIENT__SECRET", GATEWAY_SECRET),
             ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
-            // One principal drives all the load: measure forwarding, not the limiter's refusals.
+            // The budgets stay on and shared through Redis, as in production;
+            // one principal drives all the load, so its budget is set past
+            // it: measure forwarding, not the limiter's refusals.
+            ("FOLIO__REDIS__URL", front_door::REDIS_URL),
             ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_RPS", "1000000"),
             ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_BURST", "1000000"),
             // A proxy waits on sockets; one worker thread saves the cross-thread
             // wake-ups of two on a machine whose cores the ledger, PostgreSQL
-            // and this load generator share (operators size it the same way).
+            // and this load generator share (nginx runs one worker too).
             ("TOKIO_WORKER_THREADS", "1"),
         ],
     )
     .await;
-    let gateway_pid = gateway.child.id().unwrap_or_default();
-    let through: Vec<Channel> = (0..8)
-        .map(|_| folio_common::client::lazy_channel(&gateway.grpc_addr.to_string()))
-        .collect::<anyhow::Result<_>>()?;
-    wait_until_ready(&through[0], &token).await?;
-    // Direct and through the gateway in alternating slices, so a machine
-    // whose speed drifts during the run (shared hosts do) favours neither.
-    let (mut direct, mut via) = (Run::empty(), Run::empty());
-    for _ in 0..4 {
-        direct = direct.merge(balances(&channels, &token, callers, phase / 4, ids.clone(), pid).await?);
-        via = via.merge(balances(&through, &token, callers, phase / 4, ids.clone(), gateway_pid).await?);
-    }
-    report("get_balance direct", &direct, direct.transfers_per_sec, "direct", 1.0);
-    report("get_balance gateway", &via, direct.transfers_per_sec, "direct", 0.8);
-    // One caller at a time: the hop itself, without the queueing that 64
-    // callers on two shared cores add (Little's law: at saturation the added
-    // p50 is about callers / throughput through minus callers / direct).
-    let quiet = phase.min(Duration::from_secs(3));
-    let direct_alone = balances(&channels, &token, 1, quiet, ids.clone(), pid).await?;
-    let via_alone = balances(&through, &token, 1, quiet, ids.clone(), gateway_pid).await?;
-    println!(
-        "gateway added_p50_ms={:.2} (64 callers) added_p50_ms_one_caller={:.2} peak_rss_mib={:.1} \
-         (targets: added p50 <= 0.5, rss <= 64)",
-        via.latencies.percentile_ms(50.0) - direct.latencies.percentile_ms(50.0),
-        via_alone.latencies.percentile_ms(50.0) - direct_alone.latencies.percentile_ms(50.0),
-        peak_rss_mib(gateway_pid)
-    );
+    let bench = front_door::Bench { token: token.clone(), ids: ids.clone(), callers, phase };
+    let direct = front_door::Target { channels: channels.clone(), pids: vec![pid] };
+    front_door::run(&bench, direct, &gateway, &ledger_addr, &nginx_binary).await?;
     let (_, metrics) = folio_testkit::probe::http_get(ledger.admin_addr, "/metrics").await;
     let value = |name: &str| -> f64 {
         metrics
@@ -197,8 +186,30 @@ pub async fn run(
     Ok(())
 }
 
+/// One transfer per RPC, batches of 100 (one and four callers), a hot account.
+async fn transfer_phases(
+    channels: &[Channel],
+    token: &str,
+    callers: usize,
+    phase: Duration,
+    ids: Arc<Vec<String>>,
+    ceiling: &Ceiling,
+    pid: u32,
+) -> anyhow::Result<()> {
+    let uniform = per_rpc(channels, token, callers, phase, ids.clone(), false, &[pid]).await?;
+    report("ledger one-per-rpc", &uniform, ceiling.single, "ceiling single", 1.5);
+    let batched = batches(channels, token, 1, phase, ids.clone(), &[pid]).await?;
+    report("ledger batch-100 x1", &batched, ceiling.batched, "ceiling batched", 0.5);
+    let batched4 = batches(channels, token, 4, phase, ids.clone(), &[pid]).await?;
+    report("ledger batch-100 x4", &batched4, ceiling.batched, "ceiling batched", 0.5);
+    let hot = per_rpc(channels, token, callers, phase, ids.clone(), true, &[pid]).await?;
+    report("ledger hot-account", &hot, uniform.transfers_per_sec, "uniform", 0.8);
+    println!("ledger peak_rss_mib={:.1}", peak_rss_mib(pid));
+    Ok(())
+}
+
 impl Run {
-    fn empty() -> Self {
+    pub fn empty() -> Self {
         Self {
             transfers_per_sec: 0.0,
             done: 0,
@@ -206,10 +217,11 @@ impl Run {
             cpu: CpuTimes::default(),
             latencies: Latencies::new(vec![]),
             failures: 0,
+            first_failure: None,
         }
     }
 
-    fn merge(self, other: Run) -> Self {
+    pub fn merge(self, other: Run) -> Self {
         let (done, elapsed) = (self.done + other.done, self.elapsed + other.elapsed);
         Self {
             transfers_per_sec: if elapsed > 0.0 { done as f64 / elapsed } else { 0.0 },
@@ -218,6 +230,7 @@ impl Run {
             cpu: self.cpu.plus(&other.cpu),
             latencies: self.latencies.merge(other.latencies),
             failures: self.failures + other.failures,
+            first_failure: self.first_failure.or(other.first_failure),
         }
     }
 }
@@ -235,7 +248,7 @@ fn report(name: &str, run: &Run, base: f64, base_name: &str, target: f64) {
     println!("{:<22} {}", "", run.cpu.per_unit_us(run.done as f64));
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
+pub fn peak_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -244,7 +257,7 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-async fn wait_until_ready(channel: &Channel, token: &str) -> anyhow::Result<()> {
+pub async fn wait_until_ready(channel: &Channel, token: &str) -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..200 {
         let mut client = LedgerServiceClient::new(channel.clone());
@@ -306,16 +319,16 @@ fn transfer(ids: &[String], hot: bool) -> NewTransfer {
     }
 }
 
-async fn per_rpc(
+pub async fn per_rpc(
     channels: &[Channel],
     token: &str,
     callers: usize,
     phase: Duration,
     ids: Arc<Vec<String>>,
     hot: bool,
-    service_pid: u32,
+    service_pids: &[u32],
 ) -> anyhow::Result<Run> {
-    drive(channels, token, callers, phase, service_pid, move |mut client, token| {
+    drive(channels, token, callers, phase, service_pids, move |mut client, token| {
         let ids = ids.clone();
         Box::pin(async move {
             let t = transfer(&ids, hot);
@@ -335,15 +348,15 @@ async fn per_rpc(
     .await
 }
 
-async fn balances(
+pub async fn balances(
     channels: &[Channel],
     token: &str,
     callers: usize,
     phase: Duration,
     ids: Arc<Vec<String>>,
-    service_pid: u32,
+    service_pids: &[u32],
 ) -> anyhow::Result<Run> {
-    drive(channels, token, callers, phase, service_pid, move |mut client, token| {
+    drive(channels, token, callers, phase, service_pids, move |mut client, token| {
         let ids = ids.clone();
         Box::pin(async move {
             let account_id = ids[rand::random::<u64>() as usize % ids.len()].clone();
@@ -361,9 +374,9 @@ async fn batches(
     callers: usize,
     phase: Duration,
     ids: Arc<Vec<String>>,
-    service_pid: u32,
+    service_pids: &[u32],
 ) -> anyhow::Result<Run> {
-    drive(channels, token, callers, phase, service_pid, move |mut client, token| {
+    drive(channels, token, callers, phase, service_pids, move |mut client, token| {
         let ids = ids.clone();
         Box::pin(async move {
             let transfers: Vec<NewTransfer> = (0..100).map(|_| transfer(&ids, false)).collect();
@@ -382,14 +395,14 @@ async fn drive<F>(
     token: &str,
     callers: usize,
     phase: Duration,
-    service_pid: u32,
+    service_pids: &[u32],
     call: F,
 ) -> anyhow::Result<Run>
 where
     F: Fn(LedgerServiceClient<Channel>, String) -> Call + Send + Sync + Clone + 'static,
 {
     let samples = Arc::new(Mutex::new(Vec::new()));
-    let cpu_before = CpuTimes::now(service_pid);
+    let cpu_before = CpuTimes::now(service_pids);
     let stop_at = Instant::now() + phase;
     let started = Instant::now();
     let tasks: Vec<_> = (0..callers)
@@ -401,7 +414,7 @@ where
                 samples.clone(),
             );
             tokio::spawn(async move {
-                let (mut done, mut failures, mut local) = (0u64, 0u64, Vec::new());
+                let (mut done, mut failures, mut local, mut first) = (0u64, 0u64, Vec::new(), None);
                 while Instant::now() < stop_at {
                     let t = Instant::now();
                     match call(client.clone(), token.clone()).await {
@@ -409,24 +422,28 @@ where
                             done += n;
                             local.push(t.elapsed());
                         }
-                        Err(_) => failures += 1,
+                        Err(error) => {
+                            failures += 1;
+                            first.get_or_insert_with(|| format!("{error:#}"));
+                        }
                     }
                 }
                 if let Ok(mut all) = samples.lock() {
                     all.extend(local);
                 }
-                (done, failures)
+                (done, failures, first)
             })
         })
         .collect();
-    let (mut done, mut failures) = (0, 0);
+    let (mut done, mut failures, mut first_failure) = (0, 0, None);
     for task in tasks {
-        let (d, f) = task.await?;
+        let (d, f, first) = task.await?;
         done += d;
         failures += f;
+        first_failure = first_failure.or(first);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = CpuTimes::now(service_pid).since(&cpu_before);
+    let cpu = CpuTimes::now(service_pids).since(&cpu_before);
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(Run {
         transfers_per_sec: done as f64 / elapsed,
@@ -435,5 +452,6 @@ where
         cpu,
         latencies: Latencies::new(samples),
         failures,
+        first_failure,
     })
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod cpu;
+mod front_door;
 mod ledger;
 mod stats;
 
@@ -27,7 +28,8 @@ enum Suite {
         #[arg(long, default_value_t = 64)]
         logins: usize,
     },
-    /// Transfers per second against the PostgreSQL ceiling; GetBalance direct and through the gateway.
+    /// Transfers per second against the PostgreSQL ceiling; the front door
+    /// (direct, nginx, gateway) on CreateTransfer and GetBalance.
     Ledger {
         /// Seconds per phase.
         #[arg(long, default_value_t = 10)]
@@ -50,9 +52,15 @@ enum Suite {
         /// The gateway binary to run.
         #[arg(long, default_value = "target/release/folio-gateway")]
         gateway_binary: String,
-        /// Only the transfer phases (skip the gateway comparison).
+        /// The nginx binary the gateway is compared with.
+        #[arg(long, default_value = "nginx")]
+        nginx_binary: String,
+        /// Only the transfer phases (skip the front-door comparison).
         #[arg(long)]
         only_ledger: bool,
+        /// Only the front-door comparison (skip the transfer phases).
+        #[arg(long)]
+        front_door_only: bool,
     },
 }
 
@@ -68,11 +76,22 @@ async fn main() -> anyhow::Result<()> {
             ceiling_batched,
             binary,
             gateway_binary,
+            nginx_binary,
             only_ledger,
+            front_door_only,
         } => {
-            let ceiling = ledger::Ceiling { single: ceiling_single, batched: ceiling_batched };
-            let phase = std::time::Duration::from_secs(seconds);
-            ledger::run(phase, callers, accounts, ceiling, &binary, &gateway_binary, only_ledger).await
+            ledger::run(ledger::Options {
+                phase: std::time::Duration::from_secs(seconds),
+                callers,
+                accounts,
+                ceiling: ledger::Ceiling { single: ceiling_single, batched: ceiling_batched },
+                ledger_binary: binary,
+                gateway_binary,
+                nginx_binary,
+                only_ledger,
+                front_door_only,
+            })
+            .await
         }
     }
 }

@@ -12,10 +12,12 @@ use crate::config::RedisSettings;
 mod fallback;
 mod memory;
 mod redis_backend;
+mod synced_limits;
 
 pub use fallback::WithFallback;
 pub use memory::MemoryCache;
 pub use redis_backend::RedisCache;
+pub use synced_limits::{SYNC_EVERY, SyncedLimiter};
 
 /// A cache failure. Callers decide whether to fail open or closed.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,8 @@
 //! public services to their upstreams without decoding messages, speaks
 //! gRPC-Web, and answers health and reflection for the public services only.
 
+mod connection;
+mod deadline;
 mod proxy;
 pub mod settings;
 mod upstream;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use folio_common::{
     CancellationToken,
     auth::VerifierSettings,
-    cache::Cache,
+    cache::{Cache, SyncedLimiter},
     cli::{NoExtraCommands, ServiceBinary},
     config::LoadedConfig,
     server::{RunningServer, ServerBuilder},
@@ -30,6 +32,8 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let common = &config.common;
     let settings: GatewaySettings = config.section("gateway")?;
     let cache = Cache::from_settings(&common.redis).await?.with_replicas(settings.replicas);
+    let limiter = SyncedLimiter::new(&cache);
+    limiter.spawn_sync(shutdown.clone());
     let auth = folio_common::auth::remote_auth(common, VerifierSettings::default())?;
     auth.verifier.spawn_refresh(Some(cache.clone()), shutdown.clone());
     let resolve = Duration::from_millis(settings.resolve_interval_ms);
@@ -51,7 +55,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     ];
     let proxy = proxy::Proxy::new(proxy::ProxyConfig {
         routes,
-        cache,
+        limiter,
         limits: settings.rate_limit.clone(),
         max_deadline: Duration::from_millis(settings.max_deadline_ms),
         max_message_bytes: common.server.max_message_bytes,
@@ -69,6 +73,9 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     builder.start(shutdown).await
 }
 
+/// How long a browser may reuse a preflight's answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(2 * 60 * 60);
+
 fn cors(origins: &str) -> anyhow::Result<CorsLayer> {
     let origins: Vec<&str> = origins.split(',').map(str::trim).filter(|o| !o.is_empty()).collect();
     let allow = if origins == ["*"] {
@@ -83,7 +90,12 @@ fn cors(origins: &str) -> anyhow::Result<CorsLayer> {
     Ok(CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([http::Method::POST, http::Method::OPTIONS])
-        .allow_headers(tower_http::cors::Any)
+        // Mirrored, not `*`: by the Fetch standard a wildcard never covers
+        // `authorization`, and every bearer call from a browser sends it.
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+        // Browsers cache a preflight for this long (Chromium caps it at 2 h),
+        // so a page's calls after the first skip the extra round trip.
+        .max_age(PREFLIGHT_MAX_AGE)
         .expose_headers([
             http::HeaderName::from_static("grpc-status"),
             http::HeaderName::from_static("grpc-message"),

@@ -4,6 +4,7 @@
 
 use std::{
     convert::Infallible,
+    net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -11,16 +12,16 @@ use std::{
 
 use folio_common::{
     auth::Principal,
-    cache::{Cache, RateLimit},
+    cache::{RateLimit, SyncedLimiter},
     error::{FolioError, Reason},
-    server::CallStarted,
 };
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use tonic::{body::Body, transport::server::TcpConnectInfo};
 
+use crate::connection::{Connections, Lane};
+use crate::deadline;
 use crate::settings::RateLimitSettings;
 use crate::upstream::Upstream;
 
@@ -31,8 +32,8 @@ pub const DOMAIN: &str = "gateway.folio";
 pub struct ProxyConfig {
     /// `(path prefix, upstream)` for the three public services.
     pub routes: Vec<(&'static str, Upstream)>,
-    /// Rate-limit buckets.
-    pub cache: Cache,
+    /// Rate-limit buckets, shared with the other replicas in the background.
+    pub limiter: SyncedLimiter,
     /// Budgets.
     pub limits: RateLimitSettings,
     /// Longest deadline passed on.
@@ -47,31 +48,16 @@ pub struct ProxyConfig {
 #[derive(Clone)]
 pub struct Proxy {
     config: Arc<ProxyConfig>,
-    client: Client<HttpConnector, http_body_util::Full<bytes::Bytes>>,
+    connections: Connections,
 }
 
 impl Proxy {
     /// A proxy with an HTTP/2 client to the upstreams.
     pub fn new(config: ProxyConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(1)));
-        // One connection to an upstream carries many callers' calls: a header
-        // block over the client's limit is a connection error in HTTP/2 (the
-        // HPACK state cannot be trusted after it), so the limit is set far
-        // above anything an upstream answers, and oversized values are cut
-        // on the way out instead (see `bound_headers`).
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .http2_only(true)
-            .http2_max_header_list_size(UPSTREAM_MAX_HEADER_LIST_BYTES)
-            .build(connector);
-        Self { config: Arc::new(config), client }
+        Self { config: Arc::new(config), connections: Connections::default() }
     }
 }
 
-/// The header block an upstream's answer may have before the connection it
-/// shares with other calls would be torn down.
-const UPSTREAM_MAX_HEADER_LIST_BYTES: u32 = 1 << 20;
 /// Longest header value passed on to a caller (gRPC clients refuse header
 /// blocks past 8 KiB by default).
 const MAX_FORWARDED_HEADER_BYTES: usize = 4096;
@@ -116,9 +102,14 @@ impl tower::Service<Request<axum::body::Body>> for Proxy {
 
 impl Proxy {
     async fn handle(&self, request: Request<axum::body::Body>) -> Response<Body> {
+        let principal = request.extensions().get::<Principal>().map(|p| p.subject.clone());
+        // The access log's fields cost allocations on every call: gather
+        // them only when the line is written.
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return self.route(request, principal.as_deref()).await;
+        }
         let started = Instant::now();
         let method = request.uri().path().to_owned();
-        let principal = request.extensions().get::<Principal>().map(|p| p.subject.clone());
         let request_id = header(&request, "x-request-id");
         let response = self.route(request, principal.as_deref()).await;
         let status =
@@ -135,8 +126,9 @@ impl Proxy {
     }
 
     async fn route(&self, mut request: Request<axum::body::Body>, principal: Option<&str>) -> Response<Body> {
-        let deadline_at = Instant::now() + self.deadline(&mut request);
         let path = request.uri().path().to_owned();
+        let lane = if deadline::is_server_streaming(&path) { Lane::Stream } else { Lane::Unary };
+        let deadline_at = Instant::now() + deadline::pass_on(&mut request, self.config.max_deadline, lane);
         let Some(upstream) =
             self.config.routes.iter().find(|(prefix, _)| path.starts_with(prefix)).map(|(_, u)| u.clone())
         else {
@@ -190,7 +182,7 @@ impl Proxy {
                     );
                 }
             };
-            self.forward(&upstream, parts, body).await
+            self.forward(&upstream, lane, parts, body).await
         };
         match tokio::time::timeout_at(deadline_at.into(), forwarding).await {
             Ok(response) => response,
@@ -213,61 +205,48 @@ impl Proxy {
                 RateLimit { rate_per_sec: limits.per_ip_rps, burst: limits.per_ip_burst },
             ),
         };
-        match self.config.cache.rate_limit(&key, limit, 1).await {
-            Ok(decision) if decision.allowed => None,
-            Ok(decision) => {
-                metrics::counter!("folio_gateway_rate_limited_total").increment(1);
-                Some(reply(
-                    FolioError::new(Reason::RateLimited, "too many requests; slow down")
-                        .with_retry_after(decision.retry_after),
-                ))
-            }
-            Err(error) => {
-                // Losing the limiter must not take the bank offline: let the call through.
-                tracing::warn!(%error, "rate limiter unavailable; not limiting");
-                None
-            }
+        let decision = self.config.limiter.check(&key, limit).await;
+        if decision.allowed {
+            return None;
         }
+        metrics::counter!("folio_gateway_rate_limited_total").increment(1);
+        Some(reply(
+            FolioError::new(Reason::RateLimited, "too many requests; slow down").with_retry_after(decision.retry_after),
+        ))
     }
 
-    /// What is left of the caller's `grpc-timeout`, capped by the configured maximum, less a
-    /// small margin so the gateway's DEADLINE_EXCEEDED reaches the caller
-    /// before the caller's own deadline (and before tonic's server-side timer,
-    /// which would answer CANCELLED); passed on upstream.
-    fn deadline(&self, request: &mut Request<axum::body::Body>) -> Duration {
-        let asked = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
-        let deadline = asked.map_or(self.config.max_deadline, |d| d.min(self.config.max_deadline));
-        let deadline = deadline.saturating_sub((deadline / 20).min(Duration::from_millis(5)));
-        // Count from the call's arrival, as the caller's clock does.
-        let spent = request.extensions().get::<CallStarted>().map_or(Duration::ZERO, |started| started.0.elapsed());
-        let deadline = deadline.saturating_sub(spent);
-        if let Ok(value) = HeaderValue::from_str(&format!("{}m", deadline.as_millis().max(1))) {
-            request.headers_mut().insert("grpc-timeout", value);
-        }
-        deadline
-    }
-
-    async fn forward(&self, upstream: &Upstream, parts: http::request::Parts, body: bytes::Bytes) -> Response<Body> {
+    async fn forward(
+        &self,
+        upstream: &Upstream,
+        lane: Lane,
+        parts: http::request::Parts,
+        body: bytes::Bytes,
+    ) -> Response<Body> {
+        let http::request::Parts { method, uri, mut headers, .. } = parts;
+        strip_connection_headers(&mut headers);
+        // The gateway's span becomes the upstream's parent (a caller's
+        // traceparent passes through untouched when tracing is off).
+        folio_common::telemetry::inject_trace_context(&mut headers);
         for addr in upstream.candidates() {
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let Ok(uri) = Uri::try_from(format!("http://{addr}{path}")) else { continue };
-            let mut outgoing = Request::new(http_body_util::Full::new(body.clone()));
-            *outgoing.method_mut() = parts.method.clone();
-            *outgoing.uri_mut() = uri;
-            *outgoing.version_mut() = http::Version::HTTP_2;
-            *outgoing.headers_mut() = parts.headers.clone();
-            outgoing.headers_mut().remove(http::header::HOST);
-            // The gateway's span becomes the upstream's parent (a caller's
-            // traceparent passes through untouched when tracing is off).
-            folio_common::telemetry::inject_trace_context(outgoing.headers_mut());
-            match self.client.request(outgoing).await {
+            let sender = match self.connections.ready(addr, lane).await {
+                Ok(sender) => sender,
+                Err(error) => {
+                    // Nothing was sent: the next endpoint gets the same call.
+                    tracing::debug!(upstream = upstream.name(), %error, "connecting failed");
+                    upstream.eject(addr);
+                    continue;
+                }
+            };
+            let Ok(target) = upstream_uri(addr, &uri) else { break };
+            let mut request = Request::new(());
+            *request.method_mut() = method;
+            *request.uri_mut() = target;
+            *request.version_mut() = http::Version::HTTP_2;
+            *request.headers_mut() = headers;
+            match Connections::send(sender, request, body).await {
                 Ok(mut response) => {
                     bound_headers(response.headers_mut());
                     return response.map(Body::new);
-                }
-                Err(error) if error.is_connect() => {
-                    upstream.eject(addr);
-                    continue;
                 }
                 Err(error) => {
                     // Sent, outcome unknown: do not send it again elsewhere.
@@ -286,35 +265,29 @@ impl Proxy {
     }
 }
 
+/// `http://addr/path`: HTTP/2 needs an absolute URI.
+fn upstream_uri(addr: SocketAddr, uri: &Uri) -> Result<Uri, http::Error> {
+    let path = uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    Uri::builder().scheme("http").authority(addr.to_string()).path_and_query(path).build()
+}
+
+/// HTTP/1.1's connection-specific headers (a gRPC-Web call arrives over
+/// HTTP/1.1) are forbidden in HTTP/2, and `host` is the caller's, not the
+/// upstream's; gRPC needs `te: trailers`.
+fn strip_connection_headers(headers: &mut http::HeaderMap) {
+    for name in [
+        http::header::CONNECTION,
+        http::header::HOST,
+        http::header::TRANSFER_ENCODING,
+        http::header::UPGRADE,
+        http::HeaderName::from_static("keep-alive"),
+        http::HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+}
+
 fn header<B>(request: &Request<B>, name: &str) -> String {
     request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-}
-
-/// `grpc-timeout`: digits and a unit (H, M, S, m, u, n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse() {
-        assert_eq!(parse_grpc_timeout("50m"), Some(Duration::from_millis(50)));
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("x"), None);
-        assert_eq!(parse_grpc_timeout(""), None);
-    }
 }

@@ -254,3 +254,55 @@ async fn grpc_web_over_http1_completes_a_login_in_binary_and_base64() {
         assert!(trailers.contains("grpc-status:0"), "trailers: {trailers}");
     }
 }
+
+/// Sends `head` (a whole HTTP/1.1 request without a body) and returns the answer's head.
+async fn http1_head(addr: SocketAddr, head: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn cors_preflight_names_the_asked_headers_and_is_cached() {
+    let mut suite = Suite::start().await;
+    let (ledger, _stub, _stop) = stub_ledger("ledger").await;
+    let origin = "https://bank.example";
+    let gateway = suite.gateway(&ledger.to_string(), &[("FOLIO__GATEWAY__CORS_ALLOWED_ORIGINS", origin)]).await;
+    // What a Connect-ES gRPC-Web client asks before a bearer call.
+    let asked = "authorization,content-type,x-grpc-web,x-user-agent,grpc-timeout";
+    let head = http1_head(
+        gateway,
+        &format!(
+            "OPTIONS /folio.ledger.v1.LedgerService/GetBalance HTTP/1.1\r\nHost: {gateway}\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: {asked}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let value = |name: &str| {
+        head.lines().find_map(|line| line.strip_prefix(&format!("{name}: "))).map(str::to_owned).unwrap_or_default()
+    };
+    // By the Fetch standard `*` never covers `authorization`: it must be named.
+    let allowed: Vec<String> = value("access-control-allow-headers").split(',').map(|h| h.trim().to_owned()).collect();
+    for header in asked.split(',') {
+        assert!(allowed.iter().any(|a| a == header), "{header} is not allowed: {head}");
+    }
+    assert_eq!(value("access-control-allow-origin"), origin, "{head}");
+    let max_age: u64 = value("access-control-max-age").parse().unwrap_or(0);
+    assert!(max_age >= 600, "the preflight is not cached (max-age {max_age}): {head}");
+    assert!(value("vary").contains("access-control-request-headers"), "mirrored headers must vary: {head}");
+
+    // Another origin is not granted.
+    let other = http1_head(
+        gateway,
+        &format!(
+            "OPTIONS /folio.ledger.v1.LedgerService/GetBalance HTTP/1.1\r\nHost: {gateway}\r\nOrigin: https://evil.example\r\n\
+             Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: {asked}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
+}

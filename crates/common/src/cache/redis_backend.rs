@@ -38,6 +38,39 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, mat
 return {1, 0}
 ";
 
+/// Leases calls from shared GCRA budgets (the same keys and TAT format as
+/// `GCRA`) and takes back unused ones: KEYS are the budgets; ARGV holds, per
+/// key, its emission interval and tolerance (µs), the calls asked for and
+/// the calls given back. Returns, per key, the calls granted and, when fewer
+/// than asked, the µs until one more would fit.
+const LEASE: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local base = 4 * (i - 1)
+  local emission = tonumber(ARGV[base + 1])
+  local tolerance = tonumber(ARGV[base + 2])
+  local ask = tonumber(ARGV[base + 3])
+  local give_back = tonumber(ARGV[base + 4])
+  local tat = tonumber(redis.call('GET', key)) or now
+  tat = math.max(now, tat - emission * give_back)
+  local fits = math.floor((now + tolerance - tat) / emission)
+  local grant = math.max(0, math.min(ask, fits))
+  tat = tat + emission * grant
+  if tat > now then
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
+  else
+    redis.call('DEL', key)
+  end
+  local retry = 0
+  if grant < ask then retry = math.max(1, tat + emission - tolerance - now) end
+  out[2 * i - 1] = grant
+  out[2 * i] = retry
+end
+return out
+";
+
 /// A Redis-backed cache.
 #[derive(Clone)]
 pub struct RedisCache {
@@ -46,6 +79,7 @@ pub struct RedisCache {
     incr_script: Script,
     decr_script: Script,
     gcra_script: Script,
+    lease_script: Script,
 }
 
 impl RedisCache {
@@ -67,6 +101,7 @@ impl RedisCache {
             incr_script: Script::new(INCR_WITH_EXPIRY),
             decr_script: Script::new(DECR_IF_PRESENT),
             gcra_script: Script::new(GCRA),
+            lease_script: Script::new(LEASE),
         })
     }
 
@@ -114,6 +149,20 @@ impl RedisCache {
             .invoke_async(&mut conn)
             .await?;
         Ok(RateDecision { allowed: allowed == 1, retry_after: Duration::from_micros(retry_micros.unsigned_abs()) })
+    }
+
+    /// See `LEASE`: one round trip for every key.
+    pub(super) async fn lease(
+        &self,
+        leases: &[super::synced_limits::Lease],
+    ) -> Result<Vec<super::synced_limits::Granted>, CacheError> {
+        let mut invocation = self.lease_script.prepare_invoke();
+        for (key, limit, ask, give_back) in leases {
+            invocation.key(key).arg(limit.emission_micros()).arg(limit.tolerance_micros()).arg(*ask).arg(*give_back);
+        }
+        let mut conn = self.connection.clone();
+        let flat: Vec<u64> = invocation.invoke_async(&mut conn).await?;
+        Ok(flat.chunks_exact(2).map(|pair| (u32::try_from(pair[0]).unwrap_or(u32::MAX), pair[1])).collect())
     }
 
     pub(super) async fn publish(&self, channel: &str, message: &str) -> Result<(), CacheError> {

@@ -1,0 +1,156 @@
+//! One HTTP/2 connection per upstream endpoint, shared by every call to it,
+//! spoken with the `h2` crate directly: a call opens a stream, writes its
+//! (already read) request body inline and gets the response with a body that
+//! hands frames on as they come. hyper-util's pooled client did the same
+//! with a pool checkout, a URI key and a spawned task per request body on
+//! every call (a fifth of the gateway's CPU per proxied call in the profile
+//! of issue 13).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use http_body::{Body, Frame};
+
+/// How long connecting to an endpoint may take before it counts as refused.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The header block an upstream's answer may have before the connection it
+/// shares with other calls would be torn down: a header block over the
+/// limit is a connection error in HTTP/2 (the HPACK state cannot be trusted
+/// after it), so the limit is set far above anything an upstream answers,
+/// and oversized values are cut on the way out instead (`bound_headers`).
+const MAX_HEADER_LIST_BYTES: u32 = 1 << 20;
+
+/// An endpoint could not be reached: nothing was sent (try another).
+#[derive(Debug, thiserror::Error)]
+#[error("connecting to {0} failed: {1}")]
+pub struct ConnectError(SocketAddr, String);
+
+/// Which connection to an endpoint a call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Unary calls: short, many at once.
+    Unary,
+    /// Server streams: long-lived. They have a connection of their own, so
+    /// hundreds of open streams never fill the stream slots (the upstream's
+    /// `max_concurrent_streams`) that unary calls need.
+    Stream,
+}
+
+/// A sender per endpoint and lane.
+type Open = HashMap<(SocketAddr, Lane), SendRequest<Bytes>>;
+
+/// Connections to every endpoint this gateway has called.
+#[derive(Clone, Default)]
+pub struct Connections {
+    open: Arc<Mutex<Open>>,
+    /// One connect at a time per gateway: a burst of calls to an endpoint
+    /// whose connection broke makes one new connection, not one each.
+    connecting: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Connections {
+    /// Sends `request` with `body` on `sender` (from [`Connections::ready`])
+    /// and waits for the response's head.
+    pub async fn send(
+        mut sender: SendRequest<Bytes>,
+        request: http::Request<()>,
+        body: Bytes,
+    ) -> Result<http::Response<UpstreamBody>, h2::Error> {
+        let end_of_stream = body.is_empty();
+        let (response, mut stream) = sender.send_request(request, end_of_stream)?;
+        if !end_of_stream {
+            stream.send_data(body, true)?;
+        }
+        let response = response.await?;
+        Ok(response.map(|recv| UpstreamBody { recv, data_done: false }))
+    }
+
+    /// A sender on a live connection to `addr`, connecting when there is none.
+    pub async fn ready(&self, addr: SocketAddr, lane: Lane) -> Result<SendRequest<Bytes>, ConnectError> {
+        if let Some(sender) = self.cached(addr, lane)
+            && let Ok(ready) = sender.ready().await
+        {
+            return Ok(ready);
+        }
+        let _one_connect = self.connecting.lock().await;
+        // Another call may have connected while this one waited.
+        if let Some(sender) = self.cached(addr, lane)
+            && let Ok(ready) = sender.ready().await
+        {
+            return Ok(ready);
+        }
+        let sender = connect(addr).await?;
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).insert((addr, lane), sender.clone());
+        sender.ready().await.map_err(|error| ConnectError(addr, error.to_string()))
+    }
+
+    fn cached(&self, addr: SocketAddr, lane: Lane) -> Option<SendRequest<Bytes>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).get(&(addr, lane)).cloned()
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, ConnectError> {
+    let refused = |error: &dyn std::fmt::Display| ConnectError(addr, error.to_string());
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| refused(&"timed out"))?
+        .map_err(|error| refused(&error))?;
+    tcp.set_nodelay(true).map_err(|error| refused(&error))?;
+    let (sender, connection) = h2::client::Builder::new()
+        .max_header_list_size(MAX_HEADER_LIST_BYTES)
+        // Wide windows: one connection carries every caller's calls.
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .map_err(|error| refused(&error))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%addr, %error, "upstream connection closed");
+        }
+    });
+    Ok(sender)
+}
+
+/// An upstream response's body: data frames as they arrive, then trailers.
+/// Flow-control capacity is given back as each frame is handed on, so a slow
+/// reader slows its own stream only.
+pub struct UpstreamBody {
+    recv: h2::RecvStream,
+    data_done: bool,
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        if !self.data_done {
+            match ready!(self.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => self.data_done = true,
+            }
+        }
+        match ready!(self.recv.poll_trailers(cx)) {
+            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Ok(None) => Poll::Ready(None),
+            Err(error) => Poll::Ready(Some(Err(error))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
+    }
+}
