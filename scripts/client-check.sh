@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Starts `make run` on a throw-away data directory, runs the Python client's
-# journey against its gateway, and stops the suite (needs
-# `pip install -r tests/clients/python/requirements.txt`).
+# Starts `make run` on a throw-away data directory, runs the customer journey
+# against its gateway with two clients generated from proto/ (Python over
+# gRPC; TypeScript over gRPC-Web from a page in headless Chromium), and stops
+# the suite. Needs `pip install -r tests/clients/python/requirements.txt`,
+# Node.js with npm, and Chromium (CHROMIUM, default /usr/bin/chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=$(mktemp -d)
 log="$data/run.log"
 export FOLIO__DATA_DIR="$data" FOLIO_PROFILE=${FOLIO_PROFILE:-dev}
+# The browser page's origin, which the gateway must allow for gRPC-Web.
+page_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export FOLIO__GATEWAY__CORS_ALLOWED_ORIGINS="http://127.0.0.1:$page_port"
 setsid bash scripts/run.sh >"$log" 2>&1 &
 suite=$!
 stop() {
@@ -22,4 +27,13 @@ done
 grep -q "Folio is up" "$log" || { tail -50 "$log"; echo "make run did not come up"; exit 1; }
 # shellcheck disable=SC1091
 source "$data/local-credentials.env"
-FOLIO_OPERATOR_EMAIL=$OPERATOR_EMAIL FOLIO_OPERATOR_PASSWORD=$OPERATOR_PASSWORD python3 tests/clients/python/journey.py 127.0.0.1:50050
+export FOLIO_OPERATOR_EMAIL=$OPERATOR_EMAIL FOLIO_OPERATOR_PASSWORD=$OPERATOR_PASSWORD
+echo "== Python (gRPC)"
+python3 tests/clients/python/journey.py 127.0.0.1:50050
+echo "== TypeScript (Connect-ES, gRPC-Web in headless Chromium)"
+(
+  cd tests/clients/typescript
+  npm ci --silent --no-audit --no-fund
+  npm run --silent generate
+  FOLIO_GATEWAY_URL=http://127.0.0.1:50050 PAGE_PORT=$page_port node run.mjs
+)
