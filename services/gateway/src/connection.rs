@@ -19,6 +19,10 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use http_body::{Body, Frame};
 
+/// What one call's answer may have in flight before its reader takes it.
+const STREAM_WINDOW_BYTES: u32 = 1 << 20;
+/// The largest HTTP/2 flow-control window (2^31 - 1).
+const MAX_WINDOW_BYTES: u32 = (1 << 31) - 1;
 /// How long connecting to an endpoint may take before it counts as refused.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The header block an upstream's answer may have before the connection it
@@ -106,9 +110,13 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, ConnectError> {
     tcp.set_nodelay(true).map_err(|error| refused(&error))?;
     let (sender, connection) = h2::client::Builder::new()
         .max_header_list_size(MAX_HEADER_LIST_BYTES)
-        // Wide windows: one connection carries every caller's calls.
-        .initial_window_size(1 << 20)
-        .initial_connection_window_size(16 << 20)
+        // Each call is paced by its own stream window; the connection's is
+        // as large as HTTP/2 allows. One connection carries every caller's
+        // calls: with a smaller one, answers that callers never read (their
+        // data waits here until the caller takes it) would use it up and
+        // stall every other call on the connection.
+        .initial_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(MAX_WINDOW_BYTES)
         .handshake::<_, Bytes>(tcp)
         .await
         .map_err(|error| refused(&error))?;

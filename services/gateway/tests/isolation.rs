@@ -1,7 +1,8 @@
 //! DESIGN §5a at the front door: one caller cannot break what callers share.
 //! An upstream answer with an enormous header block does not tear down the
 //! connection other calls ride on; bodies that never arrive are cut at the
-//! deadline and cannot take every permit; made-up paths add no metric series.
+//! deadline and cannot take every permit; answers a caller never reads do not
+//! stall the connection to the upstream; made-up paths add no metric series.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -200,4 +201,54 @@ async fn made_up_paths_add_no_metric_series_and_answer_with_error_info() {
     assert!(!metrics.contains("Made"), "a made-up method became a label");
     assert!(!metrics.contains("made.up"), "a made-up service became a label");
     assert!(metrics.contains("method=\"unknown\""), "unknown paths are counted under one label");
+}
+
+/// Opens `calls` ListAssets calls on one raw HTTP/2 connection whose
+/// receive window is zero: the answers' heads arrive, their bodies never
+/// can. Returns what must stay alive for the calls to stay open.
+async fn calls_never_read(gateway: SocketAddr, token: &str, calls: usize) -> Vec<Box<dyn std::any::Any + Send>> {
+    let tcp = tokio::net::TcpStream::connect(gateway).await.unwrap();
+    let (sender, connection) =
+        h2::client::Builder::new().initial_window_size(0).handshake::<_, bytes::Bytes>(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut held: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+    for _ in 0..calls {
+        let mut sender = sender.clone().ready().await.unwrap();
+        let request = http::Request::post(format!("http://{gateway}/folio.ledger.v1.LedgerService/ListAssets"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        let (response, mut body) = sender.send_request(request, false).unwrap();
+        body.send_data(bytes::Bytes::from(grpc_web_frame(&ListAssetsRequest::default().encode_to_vec())), true)
+            .unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(5), response).await.expect("a head").unwrap();
+        assert_eq!(response.status(), 200);
+        held.push(Box::new(response));
+        held.push(Box::new(body));
+    }
+    held.push(Box::new(sender));
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_never_read_their_answers_do_not_stall_the_shared_upstream_connection() {
+    let mut suite = Suite::start().await;
+    // Every answer of this ledger is about 400 KB.
+    let (ledger, _stub, _stop) = support::stub_ledger(&"x".repeat(400_000)).await;
+    let gateway = suite.gateway(&ledger.to_string(), &[]).await;
+    let (hostile, normal) = (suite.customer(gateway).await, suite.customer(gateway).await);
+    // 64 answers of 400 KB waiting for a reader: more than any one HTTP/2
+    // connection window the gateway's connection to the ledger could share.
+    let _held = calls_never_read(gateway, &hostile, 64).await;
+    for i in 0..5 {
+        let mut client = ledger_client(gateway);
+        let call = client.list_assets(bearer(ListAssetsRequest::default(), &normal));
+        let answer = tokio::time::timeout(Duration::from_secs(5), call).await.map(|a| a.map(|_| ()));
+        assert!(
+            matches!(answer, Ok(Ok(_))),
+            "call {i} of a customer who reads stalled behind answers another never reads: {answer:?}"
+        );
+    }
 }
