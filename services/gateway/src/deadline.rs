@@ -34,6 +34,13 @@ pub fn pass_on<B>(request: &mut Request<B>, max: Duration, lane: Lane) -> Durati
     let capped = asked.map_or(max, |asked| asked.min(max));
     let wait = capped.saturating_sub((capped / 20).min(Duration::from_millis(5))).saturating_sub(spent);
     let upstream = match lane {
+        // Whole 100 ms from a second up (never longer than the gateway
+        // waits): calls without a deadline of their own then send the same
+        // value every time, which HPACK sends as an index, not a new
+        // literal to compress and decompress on both sides.
+        Lane::Unary if wait >= Duration::from_secs(1) => {
+            Some(Duration::from_millis(u64::try_from(wait.as_millis() / 100 * 100).unwrap_or(u64::MAX)))
+        }
         Lane::Unary => Some(wait),
         // The caller's own deadline, however long; none if it set none.
         Lane::Stream => asked.map(|asked| asked.saturating_sub(spent)),
@@ -87,10 +94,11 @@ mod tests {
     #[test]
     fn unary_deadlines_are_capped_and_streams_keep_the_callers() {
         let (wait, passed) = upstream_timeout(Some("5M"), Lane::Unary);
-        assert!(
-            wait <= Duration::from_secs(30) && passed.as_deref().is_some_and(|p| p.starts_with("2999")),
-            "{passed:?}"
-        );
+        assert!(wait <= Duration::from_secs(30), "{wait:?}");
+        assert_eq!(passed.as_deref(), Some("29900m"), "capped, less the margin, in whole 100 ms");
+        let (wait, passed) = upstream_timeout(Some("250m"), Lane::Unary);
+        assert!(wait < Duration::from_millis(250), "{wait:?}");
+        assert!(passed.as_deref().is_some_and(|p| p.starts_with("23") || p.starts_with("24")), "{passed:?}");
         let (wait, passed) = upstream_timeout(None, Lane::Unary);
         assert!(wait <= Duration::from_secs(30) && passed.is_some(), "a unary call always gets a deadline");
         let (wait, passed) = upstream_timeout(Some("5M"), Lane::Stream);
