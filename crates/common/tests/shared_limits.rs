@@ -145,3 +145,45 @@ async fn without_redis_a_replica_enforces_its_share_of_the_budget() {
     assert_eq!(allowed, 5, "two replicas share the budget: this one enforces half of it");
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_calls_at_once_within_the_budget_is_admitted_whole() {
+    let shutdown = CancellationToken::new();
+    let limiter = replica(&redis_url(), 1, &shutdown).await;
+    let limit = RateLimit { rate_per_sec: 1.0, burst: 500 };
+    let key = unique("test:shared:burst:");
+    let calls: Vec<_> = (0..500)
+        .map(|_| {
+            let (limiter, key) = (limiter.clone(), key.clone());
+            tokio::spawn(async move { limiter.check(&key, limit).await.allowed })
+        })
+        .collect();
+    let mut admitted = 0;
+    for call in calls {
+        admitted += usize::from(call.await.unwrap());
+    }
+    assert_eq!(admitted, 500, "calls sent at once within the burst were refused");
+    assert!(!limiter.check(&key, limit).await.allowed, "the 501st call of a 500 burst");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_call_dropped_while_asking_redis_does_not_strand_the_others() {
+    let shutdown = CancellationToken::new();
+    let redis = folio_testkit::OwnRedis::start();
+    let limiter = replica(&redis.url(), 1, &shutdown).await;
+    let limit = RateLimit { rate_per_sec: 100.0, burst: 100 };
+    let key = unique("test:shared:dropped:");
+    redis.freeze();
+    let first = {
+        let (limiter, key) = (limiter.clone(), key.clone());
+        tokio::spawn(async move { limiter.check(&key, limit).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Its caller went away while it waited on Redis for the key's lease.
+    first.abort();
+    let second = tokio::time::timeout(Duration::from_secs(10), limiter.check(&key, limit)).await;
+    redis.thaw();
+    assert!(second.is_ok(), "a call waited for a lease that a dropped call was to fetch");
+    shutdown.cancel();
+}

@@ -36,6 +36,22 @@ impl OwnRedis {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server answer again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+        }
+    }
+
     /// Starts it again on the same port, empty, and waits until it answers.
     pub fn resume(&mut self) {
         let child = Command::new("redis-server")

@@ -70,8 +70,11 @@ struct Keys {
 }
 
 /// Tokens whose signature and claims already verified, by the token text:
-/// a repeated token skips the Ed25519 check and the JSON parse (revocation
-/// is still checked on every call). Bounded; cleared when full.
+/// a repeated token skips the Ed25519 check (about 67 µs) and the JSON parse;
+/// revocation and expiry are still checked on every call. Keyed by the text
+/// itself, not a digest: a SHA-256 costs microseconds per call, and a cheaper
+/// hash could let a colliding token borrow another's identity. Bounded:
+/// when full, expired tokens are dropped first.
 const VERIFIED_CACHE_LIMIT: usize = 50_000;
 
 struct Inner {
@@ -138,7 +141,13 @@ impl TokenVerifier {
                 let claims = self.verify_signature_and_claims(token).await?;
                 let mut verified = self.inner.verified.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if verified.len() >= VERIFIED_CACHE_LIMIT {
-                    verified.clear();
+                    // Expired tokens go first; only a cache full of live
+                    // tokens starts over (each is verified again once).
+                    let now = chrono::Utc::now().timestamp();
+                    verified.retain(|_, claims| claims.exp > now);
+                    if verified.len() >= VERIFIED_CACHE_LIMIT {
+                        verified.clear();
+                    }
                 }
                 verified.insert(token.to_owned(), claims.clone());
                 claims

@@ -24,6 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Cache, MemoryCache, RateDecision, RateLimit, WithFallback};
@@ -46,6 +47,8 @@ struct Bucket {
     target: u32,
     /// The shared budget was spent: refuse locally until then.
     refused_until: Option<Instant>,
+    /// A call of this key is asking Redis for a lease; others wait for it.
+    fetching: Option<Arc<Notify>>,
     touched: Instant,
 }
 
@@ -54,6 +57,13 @@ pub(super) type Lease = (String, RateLimit, u32, u32);
 
 /// What Redis granted a key: (calls granted, µs until one more would be).
 pub(super) type Granted = (u32, u64);
+
+/// What a call does next.
+enum Spend {
+    Decided(RateDecision),
+    Wait(tokio::sync::futures::OwnedNotified),
+    Ask(u32, Arc<Notify>),
+}
 
 enum Backend {
     Shared(Arc<WithFallback>),
@@ -88,12 +98,27 @@ impl SyncedLimiter {
             Backend::Local(memory) => return memory.rate_limit(key, limit, 1),
             Backend::Shared(shared) => shared,
         };
-        let asked = match self.spend_lease(key, limit) {
-            Ok(decision) => return decision,
-            Err(asked) => asked,
-        };
-        // The lease is empty: ask Redis now (or this replica's share of the
-        // budget while Redis is down).
+        let mut first = true;
+        loop {
+            match self.spend_lease(key, limit, std::mem::take(&mut first)) {
+                Spend::Decided(decision) => return decision,
+                // Another call of this key is asking Redis: wait for its
+                // lease instead of asking too (a burst makes one request).
+                Spend::Wait(fetched) => fetched.await,
+                Spend::Ask(asked, fetching) => {
+                    // Wakes the waiting calls when the fetch is done, and
+                    // also when this call is dropped halfway (its caller
+                    // went away): the others then ask themselves.
+                    let _done = FetchDone { limiter: self, key, fetching };
+                    return self.fetch(shared, key, limit, asked).await;
+                }
+            }
+        }
+    }
+
+    /// Asks Redis for `asked` calls of `key` (or checks this replica's share
+    /// of the budget while Redis is down) and takes one of them.
+    async fn fetch(&self, shared: &WithFallback, key: &str, limit: RateLimit, asked: u32) -> RateDecision {
         let share = shared.share_of(limit);
         let leased = shared
             .run(
@@ -107,14 +132,14 @@ impl SyncedLimiter {
                 },
             )
             .await;
+        let now = Instant::now();
+        let mut buckets = self.buckets();
+        let bucket = buckets.entry(key.to_owned()).or_insert_with(|| Bucket::new(limit, now));
         let Ok(Some((granted, retry_micros))) = leased else {
             // Neither answered: no budget can be checked; let the call through
             // rather than take the bank offline with the limiter.
             return RateDecision { allowed: true, retry_after: Duration::ZERO };
         };
-        let now = Instant::now();
-        let mut buckets = self.buckets();
-        let bucket = buckets.entry(key.to_owned()).or_insert_with(|| Bucket::new(limit, now));
         if granted == 0 {
             let retry_after = Duration::from_micros(retry_micros.max(1));
             bucket.refused_until = Some(now + retry_after);
@@ -125,8 +150,8 @@ impl SyncedLimiter {
     }
 
     /// Admits from the local lease, refuses while the budget is known to be
-    /// spent, or says how many calls to ask Redis for.
-    fn spend_lease(&self, key: &str, limit: RateLimit) -> Result<RateDecision, u32> {
+    /// spent, or says how to get a lease.
+    fn spend_lease(&self, key: &str, limit: RateLimit, first_try: bool) -> Spend {
         let now = Instant::now();
         let mut buckets = self.buckets();
         let bucket = match buckets.get_mut(key) {
@@ -135,18 +160,27 @@ impl SyncedLimiter {
         };
         bucket.limit = limit;
         bucket.touched = now;
-        bucket.wanted = bucket.wanted.saturating_add(1);
+        if first_try {
+            bucket.wanted = bucket.wanted.saturating_add(1);
+        }
         if bucket.lease > 0 {
             bucket.lease -= 1;
-            return Ok(RateDecision { allowed: true, retry_after: Duration::ZERO });
+            return Spend::Decided(RateDecision { allowed: true, retry_after: Duration::ZERO });
         }
         if let Some(until) = bucket.refused_until {
             if until > now {
-                return Ok(RateDecision { allowed: false, retry_after: until - now });
+                return Spend::Decided(RateDecision { allowed: false, retry_after: until - now });
             }
             bucket.refused_until = None;
         }
-        Err(bucket.wanted.min(limit.burst.max(1)))
+        if let Some(fetching) = &bucket.fetching {
+            // Registered before the lock is released: the fetch's
+            // notification cannot be missed.
+            return Spend::Wait(Arc::clone(fetching).notified_owned());
+        }
+        let fetching = Arc::new(Notify::new());
+        bucket.fetching = Some(Arc::clone(&fetching));
+        Spend::Ask(bucket.wanted.min(limit.burst.max(1)), fetching)
     }
 
     /// Syncs every [`SYNC_EVERY`] until `shutdown`, then gives every lease back.
@@ -259,9 +293,27 @@ impl SyncedLimiter {
     }
 }
 
+/// Ends a fetch: the key is free to fetch again, and its waiters wake.
+struct FetchDone<'a> {
+    limiter: &'a SyncedLimiter,
+    key: &'a str,
+    fetching: Arc<Notify>,
+}
+
+impl Drop for FetchDone<'_> {
+    fn drop(&mut self) {
+        if let Some(bucket) = self.limiter.buckets().get_mut(self.key)
+            && bucket.fetching.as_ref().is_some_and(|f| Arc::ptr_eq(f, &self.fetching))
+        {
+            bucket.fetching = None;
+        }
+        self.fetching.notify_waiters();
+    }
+}
+
 impl Bucket {
     fn new(limit: RateLimit, now: Instant) -> Self {
-        Self { limit, lease: 0, wanted: 0, target: 0, refused_until: None, touched: now }
+        Self { limit, lease: 0, wanted: 0, target: 0, refused_until: None, fetching: None, touched: now }
     }
 }
 
