@@ -5,7 +5,7 @@ BUF_VERSION := 1.75.0
 TOOLS := .tools
 BUF := $(TOOLS)/node_modules/.bin/buf
 
-.PHONY: run test lint fmt bench tools build clean-data client-check
+.PHONY: run test lint fmt bench soak tools build clean-data client-check
 
 ## Build and start auth, account, ledger and gateway on the embedded defaults.
 run:
@@ -34,6 +34,10 @@ fmt:
 ## Benchmarks against the PostgreSQL ceiling measured in the same run.
 bench:
 	@bash scripts/bench.sh
+
+## Steady load through the gateway; RSS slope per service (SOAK_SECONDS, default 300).
+soak:
+	@bash scripts/soak.sh
 
 build:
 	$(CARGO) build --workspace --bins

@@ -21,8 +21,10 @@ use tonic::transport::Channel;
 
 use crate::{cpu::CpuTimes, front_door, stats::Latencies};
 
-const ADMIN_ID: &str = "bench-admin";
-const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
+pub const ADMIN_ID: &str = "bench-admin";
+pub const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
+/// Auth's key-encryption key in every benchmark.
+pub const KEY_ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const LEDGER_ID: &str = "folio-ledger";
 const LEDGER_SECRET: &str = "bench-ledger-secret-0123456789abcdef-01234";
 const GATEWAY_ID: &str = "folio-gateway";
@@ -53,6 +55,48 @@ pub fn bearer<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
     Ok(request)
 }
 
+/// The service accounts auth provisions for every benchmark.
+pub fn service_accounts() -> String {
+    format!(
+        "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:write ledger:read;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal;\
+         {GATEWAY_ID}:{GATEWAY_SECRET}:auth:internal"
+    )
+}
+
+/// The ledger process's settings.
+pub fn ledger_env<'a>(database_url: &'a str, auth_addr: &'a str) -> [(&'static str, &'a str); 7] {
+    [
+        ("FOLIO__DATABASE__URL", database_url),
+        ("FOLIO__UPSTREAMS__AUTH", auth_addr),
+        ("FOLIO__SERVICE_CLIENT__ID", LEDGER_ID),
+        ("FOLIO__SERVICE_CLIENT__SECRET", LEDGER_SECRET),
+        ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2"),
+        ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
+        ("FOLIO__DATABASE__MAX_CONNECTIONS", "8"),
+    ]
+}
+
+/// The gateway process's settings, in front of `ledger_addr`.
+pub fn gateway_env<'a>(auth_addr: &'a str, ledger_addr: &'a str) -> [(&'static str, &'a str); 9] {
+    [
+        ("FOLIO__UPSTREAMS__AUTH", auth_addr),
+        ("FOLIO__UPSTREAMS__LEDGER", ledger_addr),
+        ("FOLIO__SERVICE_CLIENT__ID", GATEWAY_ID),
+        ("FOLIO__SERVICE_CLIENT__SECRET", GATEWAY_SECRET),
+        ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
+        // The budgets stay on and shared through Redis, as in production;
+        // one principal drives all the load, so its budget is set past it:
+        // measure forwarding, not the limiter's refusals.
+        ("FOLIO__REDIS__URL", front_door::REDIS_URL),
+        ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_RPS", "1000000"),
+        ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_BURST", "1000000"),
+        // A proxy waits on sockets; one worker thread saves the cross-thread
+        // wake-ups of two on a machine whose cores the ledger, PostgreSQL and
+        // this load generator share (nginx runs one worker too).
+        ("TOKIO_WORKER_THREADS", "1"),
+    ]
+}
+
 /// What to run and against what.
 pub struct Options {
     pub phase: Duration,
@@ -80,15 +124,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     } = options;
     let db = TestDatabase::postgres().await;
     let dir = tempfile::tempdir()?;
-    let services = format!(
-        "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:write ledger:read;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal;\
-         {GATEWAY_ID}:{GATEWAY_SECRET}:auth:internal"
-    );
+    let services = service_accounts();
     let env = [
         ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
         ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
         ("FOLIO__DATABASE__URL", db.url.as_str()),
-        ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", KEY_ENCRYPTION_KEY),
         ("FOLIO__AUTH__SERVICE_ACCOUNTS", services.as_str()),
         ("FOLIO__TELEMETRY__LOG_FILTER", "warn"),
     ]
@@ -97,20 +138,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let auth = folio_auth::serve(config, shutdown.clone()).await?;
     let auth_addr = auth.grpc_addr.to_string();
-    let ledger = SpawnedBinary::start(
-        &ledger_binary,
-        dir.path(),
-        &[
-            ("FOLIO__DATABASE__URL", db.url.as_str()),
-            ("FOLIO__UPSTREAMS__AUTH", auth_addr.as_str()),
-            ("FOLIO__SERVICE_CLIENT__ID", LEDGER_ID),
-            ("FOLIO__SERVICE_CLIENT__SECRET", LEDGER_SECRET),
-            ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2"),
-            ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
-            ("FOLIO__DATABASE__MAX_CONNECTIONS", "8"),
-        ],
-    )
-    .await;
+    let ledger = SpawnedBinary::start(&ledger_binary, dir.path(), &ledger_env(&db.url, &auth_addr)).await;
     let pid = ledger.child.id().unwrap_or_default();
     let token = AuthServiceClient::new(folio_common::client::lazy_channel(&auth_addr)?)
         .issue_service_token(IssueServiceTokenRequest {
@@ -138,28 +166,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         return Ok(());
     }
     let ledger_addr = ledger.grpc_addr.to_string();
-    let gateway = SpawnedBinary::start(
-        &gateway_binary,
-        dir.path(),
-        &[
-            ("FOLIO__UPSTREAMS__AUTH", auth_addr.as_str()),
-            ("FOLIO__UPSTREAMS__LEDGER", ledger_addr.as_str()),
-            ("FOLIO__SERVICE_CLIENT__ID", GATEWAY_ID),
-            ("FOLIO__SERVICE_CLIENT__SECRET", GATEWAY_SECRET),
-            ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
-            // The budgets stay on and shared through Redis, as in production;
-            // one principal drives all the load, so its budget is set past
-            // it: measure forwarding, not the limiter's refusals.
-            ("FOLIO__REDIS__URL", front_door::REDIS_URL),
-            ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_RPS", "1000000"),
-            ("FOLIO__GATEWAY__RATE_LIMIT__PER_PRINCIPAL_BURST", "1000000"),
-            // A proxy waits on sockets; one worker thread saves the cross-thread
-            // wake-ups of two on a machine whose cores the ledger, PostgreSQL
-            // and this load generator share (nginx runs one worker too).
-            ("TOKIO_WORKER_THREADS", "1"),
-        ],
-    )
-    .await;
+    let gateway = SpawnedBinary::start(&gateway_binary, dir.path(), &gateway_env(&auth_addr, &ledger_addr)).await;
     let bench = front_door::Bench { token: token.clone(), ids: ids.clone(), callers, phase };
     let direct = front_door::Target { channels: channels.clone(), pids: vec![pid] };
     front_door::run(&bench, direct, &gateway, &ledger_addr, &nginx_binary).await?;
@@ -270,7 +277,7 @@ pub async fn wait_until_ready(channel: &Channel, token: &str) -> anyhow::Result<
     anyhow::bail!("the service never accepted the benchmark's token: {last:?}")
 }
 
-async fn open_accounts(channels: &[Channel], token: &str, count: usize) -> anyhow::Result<Vec<String>> {
+pub async fn open_accounts(channels: &[Channel], token: &str, count: usize) -> anyhow::Result<Vec<String>> {
     let ids: Vec<String> = (0..count).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let chunks: Vec<Vec<String>> = ids.chunks(count.div_ceil(32).max(1)).map(<[String]>::to_vec).collect();
     let tasks: Vec<_> = chunks

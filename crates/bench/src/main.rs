@@ -6,6 +6,7 @@ mod auth;
 mod cpu;
 mod front_door;
 mod ledger;
+mod soak;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,22 @@ enum Suite {
         /// Concurrent logins.
         #[arg(long, default_value_t = 64)]
         logins: usize,
+    },
+    /// Steady CreateTransfer load through the gateway; every service's RSS
+    /// every 10 s and its slope in MiB per million calls (issue 17).
+    Soak {
+        /// Seconds of load.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// Concurrent callers.
+        #[arg(long, default_value_t = 64)]
+        callers: usize,
+        #[arg(long, default_value = "target/release/folio-auth")]
+        auth_binary: String,
+        #[arg(long, default_value = "target/release/folio-ledger")]
+        ledger_binary: String,
+        #[arg(long, default_value = "target/release/folio-gateway")]
+        gateway_binary: String,
     },
     /// Transfers per second against the PostgreSQL ceiling; the front door
     /// (direct, nginx, gateway) on CreateTransfer and GetBalance.
@@ -67,6 +84,10 @@ enum Suite {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().suite {
+        Suite::Soak { seconds, callers, auth_binary, ledger_binary, gateway_binary } => {
+            let binaries = soak::Binaries { auth: auth_binary, ledger: ledger_binary, gateway: gateway_binary };
+            soak::run(std::time::Duration::from_secs(seconds), callers, binaries).await
+        }
         Suite::Auth { seconds, logins } => auth::run(std::time::Duration::from_secs(seconds), logins).await,
         Suite::Ledger {
             seconds,
