@@ -84,9 +84,19 @@ fn parse_stat(stat: &str) -> Option<(&str, f64)> {
 /// The CPU seconds of every live process named `postgres`.
 fn postgres_seconds() -> f64 {
     processes()
-        .filter(|(_, stat)| parse_stat(stat).is_some_and(|(name, _)| name == "postgres"))
-        .map(|(_, stat)| parse_stat(&stat).map_or(0.0, |(_, s)| s))
+        .filter_map(|(_, stat)| parse_stat(&stat).filter(|(name, _)| *name == "postgres").map(|(_, seconds)| seconds))
         .sum()
+}
+
+/// A `/proc/<pid>/status` size field (`VmRSS`, `VmHWM`, ...) in MiB; 0 if
+/// it cannot be read.
+pub fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// Every live process: its pid and its `/proc/<pid>/stat` line.

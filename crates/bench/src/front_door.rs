@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 
 use crate::{
     cpu,
-    ledger::{Run, balances, peak_rss_mib, per_rpc, wait_until_ready},
+    ledger::{Run, balances, channels, per_rpc, wait_until_ready},
 };
 
 /// The Redis the gateway shares its budgets through (the machine's own).
@@ -103,7 +103,7 @@ pub async fn run(
     for rpc in [Rpc::CreateTransfer, Rpc::GetBalance] {
         one_caller(bench, &targets, rpc).await?;
     }
-    println!("gateway peak_rss_mib={:.1} (target <= 64)", peak_rss_mib(gateway_pid));
+    println!("gateway peak_rss_mib={:.1} (target <= 64)", cpu::status_mib(gateway_pid, "VmHWM"));
     Ok(())
 }
 
@@ -179,10 +179,6 @@ async fn one_caller(bench: &Bench, targets: &[Target; 3], rpc: Rpc) -> anyhow::R
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn channels(addr: &str) -> anyhow::Result<Vec<Channel>> {
-    (0..8).map(|_| folio_common::client::lazy_channel(addr)).collect()
 }
 
 /// nginx as a plain gRPC proxy in front of the ledger, configured in a

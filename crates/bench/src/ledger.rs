@@ -19,7 +19,11 @@ use folio_testkit::{TestDatabase, probe::SpawnedBinary};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::{cpu::CpuTimes, front_door, stats::Latencies};
+use crate::{
+    cpu::{self, CpuTimes},
+    front_door,
+    stats::Latencies,
+};
 
 pub const ADMIN_ID: &str = "bench-admin";
 pub const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
@@ -140,18 +144,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let auth_addr = auth.grpc_addr.to_string();
     let ledger = SpawnedBinary::start(&ledger_binary, dir.path(), &ledger_env(&db.url, &auth_addr)).await;
     let pid = ledger.child.id().unwrap_or_default();
-    let token = AuthServiceClient::new(folio_common::client::lazy_channel(&auth_addr)?)
-        .issue_service_token(IssueServiceTokenRequest {
-            client_id: ADMIN_ID.into(),
-            client_secret: ADMIN_SECRET.into(),
-            scopes: vec![],
-        })
-        .await?
-        .into_inner()
-        .access_token;
-    let channels: Vec<Channel> = (0..8)
-        .map(|_| folio_common::client::lazy_channel(&ledger.grpc_addr.to_string()))
-        .collect::<anyhow::Result<_>>()?;
+    let token = admin_token(&auth_addr).await?;
+    let channels = channels(&ledger.grpc_addr.to_string())?;
     wait_until_ready(&channels[0], &token).await?;
 
     let ids = open_accounts(&channels, &token, accounts).await?;
@@ -211,7 +205,7 @@ async fn transfer_phases(
     report("ledger batch-100 x4", &batched4, ceiling.batched, "ceiling batched", 0.5);
     let hot = per_rpc(channels, token, callers, phase, ids.clone(), true, &[pid]).await?;
     report("ledger hot-account", &hot, uniform.transfers_per_sec, "uniform", 0.8);
-    println!("ledger peak_rss_mib={:.1}", peak_rss_mib(pid));
+    println!("ledger peak_rss_mib={:.1}", cpu::status_mib(pid, "VmHWM"));
     Ok(())
 }
 
@@ -255,13 +249,18 @@ fn report(name: &str, run: &Run, base: f64, base_name: &str, target: f64) {
     println!("{:<22} {}", "", run.cpu.per_unit_us(run.done as f64));
 }
 
-pub fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+/// The benchmark's admin service token (ledger admin, write and read).
+pub async fn admin_token(auth_addr: &str) -> anyhow::Result<String> {
+    let request =
+        IssueServiceTokenRequest { client_id: ADMIN_ID.into(), client_secret: ADMIN_SECRET.into(), scopes: vec![] };
+    let mut client = AuthServiceClient::new(folio_common::client::lazy_channel(auth_addr)?);
+    Ok(client.issue_service_token(request).await?.into_inner().access_token)
+}
+
+/// Eight channels to `addr`: the load spreads over several connections, as
+/// many clients' would.
+pub fn channels(addr: &str) -> anyhow::Result<Vec<Channel>> {
+    (0..8).map(|_| folio_common::client::lazy_channel(addr)).collect()
 }
 
 pub async fn wait_until_ready(channel: &Channel, token: &str) -> anyhow::Result<()> {

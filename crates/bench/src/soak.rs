@@ -7,11 +7,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use folio_proto::auth::{IssueServiceTokenRequest, auth_service_client::AuthServiceClient};
 use folio_testkit::{TestDatabase, probe::SpawnedBinary};
-use tonic::transport::Channel;
 
 use crate::{
+    cpu,
     front_door::REDIS_URL,
     ledger::{self, Run, per_rpc, wait_until_ready},
 };
@@ -74,22 +73,11 @@ pub async fn run(duration: Duration, callers: usize, binaries: Binaries) -> anyh
     let ledger_addr = ledger_process.grpc_addr.to_string();
     let gateway =
         SpawnedBinary::start(&binaries.gateway, dir.path(), &ledger::gateway_env(&auth_addr, &ledger_addr)).await;
-    let token = AuthServiceClient::new(folio_common::client::lazy_channel(&auth_addr)?)
-        .issue_service_token(IssueServiceTokenRequest {
-            client_id: ledger::ADMIN_ID.into(),
-            client_secret: ledger::ADMIN_SECRET.into(),
-            scopes: vec![],
-        })
-        .await?
-        .into_inner()
-        .access_token;
-    let direct: Vec<Channel> =
-        (0..8).map(|_| folio_common::client::lazy_channel(&ledger_addr)).collect::<anyhow::Result<_>>()?;
+    let token = ledger::admin_token(&auth_addr).await?;
+    let direct = ledger::channels(&ledger_addr)?;
     wait_until_ready(&direct[0], &token).await?;
     let ids = Arc::new(ledger::open_accounts(&direct, &token, 10_000).await?);
-    let through: Vec<Channel> = (0..8)
-        .map(|_| folio_common::client::lazy_channel(&gateway.grpc_addr.to_string()))
-        .collect::<anyhow::Result<_>>()?;
+    let through = ledger::channels(&gateway.grpc_addr.to_string())?;
     wait_until_ready(&through[0], &token).await?;
 
     let mut services = [("auth", auth), ("ledger", ledger_process), ("gateway", gateway)]
@@ -122,7 +110,6 @@ pub async fn run(duration: Duration, callers: usize, binaries: Binaries) -> anyh
         println!("soak t={:>4}s calls={:>9} rss_mib {}", elapsed.as_secs(), total.done, rss.join(" "));
     }
     tokio::time::sleep(REST).await;
-    let warm_calls = warm_calls.unwrap_or(0);
     println!(
         "soak calls={} calls/s={:.0} non_ok={} (first: {})",
         total.done,
@@ -130,6 +117,10 @@ pub async fn run(duration: Duration, callers: usize, binaries: Binaries) -> anyh
         total.failures,
         total.first_failure.as_deref().unwrap_or("-")
     );
+    let Some(warm_calls) = warm_calls else {
+        println!("soak: {} s is not past the {} s warm-up; no slope to judge", duration.as_secs(), WARM_UP.as_secs());
+        return Ok(());
+    };
     let mut met = total.failures == 0;
     for service in &services {
         let warm: Vec<(u64, f64)> = service.samples.iter().copied().filter(|(calls, _)| *calls >= warm_calls).collect();
@@ -172,12 +163,7 @@ fn slope_mib_per_million(samples: &[(u64, f64)]) -> f64 {
 
 /// The resident set of a process now, in MiB.
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+    cpu::status_mib(pid, "VmRSS")
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use http_body_util::{StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use prost::Message;
 
-use support::{Suite, bearer, ledger_client};
+use support::{Suite, bearer, grpc_web_frame, ledger_client};
 
 const STREAM_PATH: &str = "/folio.ledger.v1.LedgerService/StreamEvents";
 
@@ -30,11 +30,7 @@ const STREAM_PATH: &str = "/folio.ledger.v1.LedgerService/StreamEvents";
 type Seen = Arc<Mutex<Vec<Option<String>>>>;
 
 fn grpc_frame(message: &impl Message) -> Bytes {
-    let body = message.encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&body);
-    Bytes::from(frame)
+    Bytes::from(grpc_web_frame(&message.encode_to_vec()))
 }
 
 fn ok_trailers() -> http::HeaderMap {
