@@ -7,12 +7,14 @@
 //! nothing is charged after the fact, and no replica can spend what another
 //! already has. Every [`SYNC_EVERY`] a replica tops each active key's lease
 //! up to about twice what the key used in the last interval (halving while
-//! it pauses), or gives back what it holds beyond that, in one script call for all its keys. A call
-//! that finds its lease empty asks Redis itself (for as many calls as the
-//! key used so far in the interval, so a burst takes a handful of round
-//! trips, not one per call); when the budget is spent, the key is refused
-//! locally until the budget refills, so a caller flooding past its budget
-//! costs Redis nothing. Idle keys give their lease back and are forgotten.
+//! it pauses), or gives back what it holds beyond that, in one script call
+//! for all its keys. A call that finds its lease empty asks Redis itself
+//! (for as many calls as the key used so far in the interval). A key has one
+//! lease request in flight at a time, a call's or a sync's; calls that run
+//! out meanwhile wait for it, so a burst makes one round trip, and no call is
+//! refused for a budget that is on its way. When the budget is spent, the
+//! key is refused locally until the budget refills, so a caller flooding
+//! past its budget costs Redis nothing. Idle keys give their lease back and are forgotten.
 //!
 //! While Redis does not answer, calls without a lease are checked against
 //! this replica's share of the budget (`FOLIO__GATEWAY__REPLICAS`) in
@@ -109,7 +111,7 @@ impl SyncedLimiter {
                     // Wakes the waiting calls when the fetch is done, and
                     // also when this call is dropped halfway (its caller
                     // went away): the others then ask themselves.
-                    let _done = FetchDone { limiter: self, key, fetching };
+                    let _done = FetchDone { limiter: self, fetches: vec![(key.to_owned(), fetching)] };
                     return self.fetch(shared, key, limit, asked).await;
                 }
             }
@@ -204,22 +206,35 @@ impl SyncedLimiter {
     /// One sync: tops active keys' leases up to twice their recent demand,
     /// gives back what idle or quieter keys hold beyond it.
     pub async fn sync(&self) {
-        let leases = self.plan_leases(false);
+        let (leases, fetches) = self.plan_leases(false);
+        // The keys asked for are this sync's to fetch until their grants are
+        // added (or the exchange fails): calls that run out meanwhile wait for
+        // it instead of asking too, and cannot be refused for a budget this
+        // sync is about to hand them.
+        let _done = FetchDone { limiter: self, fetches };
         self.exchange(leases).await;
     }
 
     async fn give_back_all(&self) {
-        let leases = self.plan_leases(true);
+        let (leases, _) = self.plan_leases(true);
         self.exchange(leases).await;
     }
 
-    /// What to ask for and give back per key; forgets idle keys (their
-    /// lease goes back in this sync) and takes given-back calls off leases.
-    fn plan_leases(&self, everything: bool) -> Vec<Lease> {
+    /// What to ask for and give back per key, and the fetch slots taken for
+    /// them: while a key's lease request is in flight (asking or giving
+    /// back), its calls wait for it rather than ask Redis for a budget that
+    /// is on its way. A key whose call is fetching is left to that fetch.
+    /// Idle keys give their lease back and are forgotten at the next sync,
+    /// after it has landed.
+    fn plan_leases(&self, everything: bool) -> (Vec<Lease>, Vec<(String, Arc<Notify>)>) {
         let now = Instant::now();
         let mut buckets = self.buckets();
         let mut plan = Vec::new();
+        let mut fetches = Vec::new();
         buckets.retain(|key, bucket| {
+            if bucket.fetching.is_some() && !everything {
+                return true;
+            }
             let idle = everything || now.duration_since(bucket.touched) >= IDLE_AFTER;
             let target = if idle {
                 0
@@ -233,13 +248,17 @@ impl SyncedLimiter {
             // from the lease instead of a round trip per admitted call.
             let (ask, give_back) =
                 if bucket.lease >= target { (0, bucket.lease - target) } else { (target - bucket.lease, 0) };
-            bucket.lease -= give_back;
-            if ask > 0 || give_back > 0 {
-                plan.push((key.clone(), bucket.limit, ask, give_back));
+            if ask == 0 && give_back == 0 {
+                return !idle;
             }
-            !idle
+            bucket.lease -= give_back;
+            plan.push((key.clone(), bucket.limit, ask, give_back));
+            let fetching = Arc::new(Notify::new());
+            bucket.fetching = Some(Arc::clone(&fetching));
+            fetches.push((key.clone(), fetching));
+            !everything
         });
-        plan
+        (plan, fetches)
     }
 
     async fn exchange(&self, plan: Vec<Lease>) {
@@ -273,7 +292,7 @@ impl SyncedLimiter {
                     bucket.lease = bucket.lease.saturating_add(*calls);
                     bucket.refused_until = None;
                 }
-                // Forgotten meanwhile: keep the lease for its next call.
+                // Forgotten meanwhile (at shutdown): keep the lease for its next call.
                 None => {
                     let mut bucket = Bucket::new(*limit, now);
                     bucket.lease = *calls;
@@ -293,21 +312,28 @@ impl SyncedLimiter {
     }
 }
 
-/// Ends a fetch: the key is free to fetch again, and its waiters wake.
+/// Ends fetches (a call's, or a sync's for each key it asked for): the keys
+/// are free to fetch again, and their waiters wake. Also runs when the
+/// fetching future is dropped halfway.
 struct FetchDone<'a> {
     limiter: &'a SyncedLimiter,
-    key: &'a str,
-    fetching: Arc<Notify>,
+    fetches: Vec<(String, Arc<Notify>)>,
 }
 
 impl Drop for FetchDone<'_> {
     fn drop(&mut self) {
-        if let Some(bucket) = self.limiter.buckets().get_mut(self.key)
-            && bucket.fetching.as_ref().is_some_and(|f| Arc::ptr_eq(f, &self.fetching))
-        {
-            bucket.fetching = None;
+        let mut buckets = self.limiter.buckets();
+        for (key, fetching) in &self.fetches {
+            if let Some(bucket) = buckets.get_mut(key)
+                && bucket.fetching.as_ref().is_some_and(|f| Arc::ptr_eq(f, fetching))
+            {
+                bucket.fetching = None;
+            }
         }
-        self.fetching.notify_waiters();
+        drop(buckets);
+        for (_, fetching) in &self.fetches {
+            fetching.notify_waiters();
+        }
     }
 }
 
