@@ -1,26 +1,18 @@
 //! folio-ledger: the double-entry ledger (DESIGN.md section 3,
 //! `folio.ledger.v1.LedgerService` and `LedgerAdminService`), owning schema `ledger`.
 //!
-//! Layout: `grpc`/`grpc_admin` adapt messages and `validate` parses them;
-//! `writer` coalesces concurrent writes into one transaction, in which
-//! `rules` decides each operation against rows `store` loaded and locked;
-//! `reads` answers statements and balances; `sweeper` expires holds.
+//! Layout: `api` parses messages into `domain` values and converts answers
+//! back; `app::writer` coalesces concurrent writes into one transaction, in
+//! which the `domain` rules decide each operation against rows `store`
+//! loaded and locked; `app::reads` answers statements and balances;
+//! `app::sweeper` expires holds; `store` holds every SQL statement.
 
-mod admin;
-mod authz;
-mod convert;
-mod grpc;
-mod grpc_admin;
+mod api;
+mod app;
+mod domain;
 mod migration;
-mod model;
-mod reads;
-mod rules;
 pub mod settings;
 mod store;
-mod sweeper;
-mod timeline;
-mod validate;
-mod writer;
 
 use std::time::Duration;
 
@@ -54,19 +46,19 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let common = &config.common;
     let settings: LedgerSettings = config.section("ledger")?;
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
-    admin::bootstrap_assets(&foundation.db, &settings.bootstrap_assets).await?;
+    app::bootstrap::bootstrap_assets(&foundation.db, &settings.bootstrap_assets).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
     let page_tokens = folio_common::paging::PageTokens::load(&foundation.db).await?;
     let writer = if foundation.db.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Overlapping writers, each on a session of its own (see WRITER_SESSION).
         let pool = Pool { max_connections: settings.writers.max(1) as u32, session: WRITER_SESSION };
         let db = folio_common::db::connect_pool(&common.database, &common.data_dir, SCHEMA, &pool).await?;
-        writer::Writer::start(db, settings.writers, shutdown.clone())
+        app::writer::Writer::start(db, settings.writers, shutdown.clone())
     } else {
         // SQLite has one writer at a time anyway.
-        writer::Writer::start(foundation.db.clone(), 1, shutdown.clone())
+        app::writer::Writer::start(foundation.db.clone(), 1, shutdown.clone())
     };
-    sweeper::spawn(
+    app::sweeper::spawn(
         foundation.db.clone(),
         writer.clone(),
         Duration::from_millis(settings.sweep_interval_ms),
@@ -76,10 +68,10 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     ServerBuilder::new(SCHEMA, common.server.clone())
         .authenticate_with(auth.verifier)
         .add_service(
-            LedgerServiceServer::new(grpc::LedgerApi::new(foundation.db.clone(), writer, page_tokens))
+            LedgerServiceServer::new(api::ledger::LedgerApi::new(foundation.db.clone(), writer, page_tokens))
                 .max_decoding_message_size(max),
         )
-        .add_service(LedgerAdminServiceServer::new(grpc_admin::LedgerAdminApi::new(foundation.db.clone())))
+        .add_service(LedgerAdminServiceServer::new(api::admin::LedgerAdminApi::new(foundation.db.clone())))
         .start(shutdown)
         .await
 }

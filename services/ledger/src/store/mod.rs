@@ -4,15 +4,18 @@
 //! statement text (prepared once per connection, planned as a small index
 //! lookup whatever the batch size), SQLite gets multi-row `VALUES` lists.
 
+pub mod accounts;
+pub mod assets;
 mod postgres;
 mod sqlite;
+pub mod statements;
+mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
-use crate::model::{AccountKind, AccountStatus, Kind, Status, Totals, Transfer};
-use crate::rules::{AccountRow, BatchState};
+use crate::domain::{Account, AccountKind, AccountStatus, BatchState, Kind, Status, Totals, Transfer};
 
 /// `$n` placeholders become SQLite's numbered `?n` (same meaning, so a
 /// statement may use a parameter twice or out of order).
@@ -101,8 +104,8 @@ pub fn totals_from_row(row: &QueryResult, prefix: &str) -> Result<Totals, DbErr>
 }
 
 /// Decodes an `accounts` row.
-pub fn account_from_row(row: &QueryResult) -> Result<AccountRow, DbErr> {
-    Ok(AccountRow {
+pub fn account_from_row(row: &QueryResult) -> Result<Account, DbErr> {
+    Ok(Account {
         id: row.try_get("", "id")?,
         owner_id: row.try_get("", "owner_id")?,
         asset_code: row.try_get("", "asset_code")?,
@@ -147,7 +150,7 @@ pub async fn reversed_among(db: &impl ConnectionTrait, originals: &BTreeSet<Stri
 
 /// Accounts with these ids, locked in id order (the fixed order that keeps
 /// concurrent writers, of this replica or another, free of deadlocks).
-pub async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<AccountRow>, DbErr> {
+pub async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<Account>, DbErr> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -167,7 +170,7 @@ pub async fn asset_codes(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr
 /// Writes what a batch produced: transfers (getting their sequences), entries,
 /// hold statuses, account totals.
 pub async fn write_batch(db: &impl ConnectionTrait, state: &mut BatchState) -> Result<(), DbErr> {
-    let touched: Vec<&AccountRow> = state.touched.iter().filter_map(|id| state.accounts.get(id)).collect();
+    let touched: Vec<&Account> = state.touched.iter().filter_map(|id| state.accounts.get(id)).collect();
     let holds: Vec<(&String, i16)> = state.resolved_holds.iter().map(|(id, status)| (id, *status as i16)).collect();
     let sequences = match db.get_database_backend() {
         DbBackend::Postgres => postgres::write_batch(db, &state.created, &state.entries, &holds, &touched).await?,

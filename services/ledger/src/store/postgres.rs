@@ -16,8 +16,7 @@ use super::{
     ACCOUNT_COLUMNS, INSERT_ENTRY_COLUMNS, INSERT_TRANSFER_COLUMNS, TRANSFER_COLUMNS, account_from_row, metadata_json,
     query_native, sequences_from, transfer_from_row,
 };
-use crate::model::Transfer;
-use crate::rules::{AccountRow, EntryRow};
+use crate::domain::{Account, Entry, Transfer};
 
 fn text_array<'a>(items: impl Iterator<Item = &'a String>) -> Value {
     items.cloned().collect::<Vec<String>>().into()
@@ -46,7 +45,7 @@ pub(super) async fn reversed_among(
     rows.iter().map(|row| row.try_get::<String>("", "reverses_transfer_id")).collect()
 }
 
-pub(super) async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<AccountRow>, DbErr> {
+pub(super) async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<Account>, DbErr> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE");
     query_native(db, sql, vec![text_array(ids.iter())]).await?.iter().map(account_from_row).collect()
 }
@@ -58,9 +57,9 @@ pub(super) async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<Stri
 pub(super) async fn write_batch(
     db: &impl ConnectionTrait,
     transfers: &[Transfer],
-    entries: &[EntryRow],
+    entries: &[Entry],
     holds: &[(&String, i16)],
-    accounts: &[&AccountRow],
+    accounts: &[&Account],
 ) -> Result<HashMap<String, i64>, DbErr> {
     let sql = format!(
         "WITH new_transfers AS ( \

@@ -10,8 +10,7 @@ use super::{
     ACCOUNT_COLUMNS, INSERT_ENTRY_COLUMNS, INSERT_TRANSFER_COLUMNS, TRANSFER_COLUMNS, account_from_row, metadata_json,
     query_native, sequences_from, transfer_from_row,
 };
-use crate::model::Transfer;
-use crate::rules::{AccountRow, EntryRow};
+use crate::domain::{Account, Entry, Transfer};
 
 /// Rows per multi-row statement (keeps bind parameters under SQLite's limit).
 const CHUNK: usize = 1000;
@@ -51,7 +50,7 @@ pub(super) async fn reversed_among(
     rows.iter().map(|row| row.try_get::<String>("", "reverses_transfer_id")).collect()
 }
 
-pub(super) async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<AccountRow>, DbErr> {
+pub(super) async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<String>) -> Result<Vec<Account>, DbErr> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({}) ORDER BY id", marks(ids.len()));
     query_native(db, sql, text_values(ids)).await?.iter().map(account_from_row).collect()
 }
@@ -60,9 +59,9 @@ pub(super) async fn lock_accounts(db: &impl ConnectionTrait, ids: &BTreeSet<Stri
 pub(super) async fn write_batch(
     db: &impl ConnectionTrait,
     transfers: &[Transfer],
-    entries: &[EntryRow],
+    entries: &[Entry],
     holds: &[(&String, i16)],
-    accounts: &[&AccountRow],
+    accounts: &[&Account],
 ) -> Result<HashMap<String, i64>, DbErr> {
     let sequences = insert_transfers(db, transfers).await?;
     insert_entries(db, entries).await?;
@@ -104,7 +103,7 @@ async fn insert_transfers(db: &impl ConnectionTrait, transfers: &[Transfer]) -> 
     Ok(sequences)
 }
 
-async fn insert_entries(db: &impl ConnectionTrait, entries: &[EntryRow]) -> Result<(), DbErr> {
+async fn insert_entries(db: &impl ConnectionTrait, entries: &[Entry]) -> Result<(), DbErr> {
     for chunk in entries.chunks(CHUNK) {
         let sql = format!("INSERT INTO entries ({INSERT_ENTRY_COLUMNS}) VALUES {}", row_marks(chunk.len(), 9));
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 9);
@@ -134,7 +133,7 @@ async fn update_hold_statuses(db: &impl ConnectionTrait, holds: &[(&String, i16)
     Ok(())
 }
 
-async fn update_accounts(db: &impl ConnectionTrait, accounts: &[&AccountRow]) -> Result<(), DbErr> {
+async fn update_accounts(db: &impl ConnectionTrait, accounts: &[&Account]) -> Result<(), DbErr> {
     for chunk in accounts.chunks(CHUNK) {
         let sql = format!(
             "WITH v (id, dpo, cpo, dpe, cpe, n, t) AS (VALUES {}) \

@@ -18,9 +18,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::authz::Actor;
-use crate::model::{Kind, Transfer};
-use crate::rules::{BatchState, Op};
+use crate::domain::{Actor, BatchState, Kind, Op, Transfer};
 use crate::store;
 
 /// What one job (one RPC) gets back.

@@ -11,7 +11,7 @@
 use folio_common::error::Failure;
 use sea_orm::ConnectionTrait;
 
-use crate::store::query_all;
+use super::query_all;
 
 /// The largest `account_sequence` of `account_id` whose entry is at or
 /// before `at` (µs), among its first `entry_count` entries; 0 if none.

@@ -3,8 +3,7 @@
 use folio_common::error::FolioError;
 use folio_proto::ledger as pb;
 
-use crate::model::{AccountKind, AccountStatus, Kind, Side, Status, Totals, Transfer};
-use crate::rules::AccountRow;
+use crate::domain::{Account, AccountKind, AccountStatus, Kind, Side, Status, Totals, Transfer};
 
 /// µs since the epoch as a Timestamp.
 pub fn timestamp(micros: i64) -> prost_types::Timestamp {
@@ -92,7 +91,7 @@ pub fn side(side: Side) -> pb::EntrySide {
 }
 
 /// An account as the admin API shows it.
-pub fn ledger_account(row: &AccountRow, version: i64, now: i64) -> pb::LedgerAccount {
+pub fn ledger_account(row: &Account, version: i64, now: i64) -> pb::LedgerAccount {
     pb::LedgerAccount {
         account_id: row.id.clone(),
         owner_id: row.owner_id.clone(),

@@ -7,7 +7,7 @@ use folio_common::error::{FolioError, Reason};
 use folio_proto::ledger as pb;
 use sha2::{Digest, Sha256};
 
-use crate::model::{Kind, NewTransfer};
+use crate::domain::{Kind, NewTransfer};
 
 /// Longest hold: 30 days.
 pub const MAX_TIMEOUT_SECONDS: i64 = 2_592_000;

@@ -6,10 +6,9 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
-use crate::authz::Actor;
-use crate::reads;
-use crate::rules::Op;
-use crate::writer::Writer;
+use super::writer::Writer;
+use crate::domain::{Actor, Op};
+use crate::store::statements;
 
 /// Holds released per pass at most.
 const PER_PASS: u64 = 1000;
@@ -23,7 +22,7 @@ pub fn spawn(db: DatabaseConnection, writer: Writer, interval: Duration, shutdow
 }
 
 async fn sweep(db: &DatabaseConnection, writer: &Writer) {
-    match reads::expired_holds(db, PER_PASS).await {
+    match statements::expired_holds(db, PER_PASS).await {
         Ok(holds) if holds.is_empty() => {}
         Ok(holds) => {
             let count = holds.len();

@@ -6,8 +6,7 @@
 use folio_common::auth::{Principal, scopes};
 use folio_common::error::{FolioError, Reason};
 
-use crate::model::Transfer;
-use crate::rules::AccountRow;
+use super::{Account, Transfer};
 
 /// The caller, reduced to what ledger decisions need.
 #[derive(Debug, Clone)]
@@ -43,7 +42,7 @@ impl Actor {
     }
 
     /// May create a transfer debiting `account`.
-    pub fn may_move_from(&self, account: &AccountRow) -> Result<(), FolioError> {
+    pub fn may_move_from(&self, account: &Account) -> Result<(), FolioError> {
         if self.write_any || account.owner_id == self.subject {
             Ok(())
         } else {

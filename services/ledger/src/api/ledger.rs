@@ -13,14 +13,11 @@ use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use crate::authz::Actor;
-use crate::convert;
-use crate::model::Status as TransferStatus;
-use crate::reads::{self, StatementQuery};
-use crate::rules::Op;
-use crate::validate;
-use crate::writer::{Outcome, Writer};
-use crate::{admin, model::Transfer};
+use super::{convert, parse};
+use crate::app::reads;
+use crate::app::writer::{Outcome, Writer};
+use crate::domain::{Actor, Asset, Op, StatementQuery, Status as TransferStatus, Transfer};
+use crate::store::assets;
 
 /// The error domain of every ledger answer.
 pub const DOMAIN: &str = "ledger.folio";
@@ -80,12 +77,12 @@ impl LedgerService for LedgerApi {
     async fn create_asset(&self, request: Request<pb::CreateAssetRequest>) -> Reply<pb::CreateAssetResponse> {
         actor(&request)?.require_operator().map_err(fail)?;
         let pb::CreateAssetRequest { code, scale, description } = request.into_inner();
-        let code = validate::asset_code("code", &code).map_err(fail)?;
+        let code = parse::asset_code("code", &code).map_err(fail)?;
         if scale > 18 {
             return Err(fail(FolioError::invalid_field("scale", "must be 0..18")));
         }
         folio_common::validate::free_text("description", &description, 200).map_err(fail)?;
-        let asset = admin::create_asset(&self.db, &code, scale, &description).await.map_err(fail)?;
+        let asset = assets::create_asset(&self.db, &code, scale, &description).await.map_err(fail)?;
         Ok(Response::new(pb::CreateAssetResponse { asset: Some(asset_message(&asset)) }))
     }
 
@@ -99,7 +96,7 @@ impl LedgerService for LedgerApi {
         } else {
             self.page_tokens.open("page_token", &page_token).map_err(fail)?
         };
-        let assets = admin::list_assets(&self.db, &after, limit + 1).await.map_err(fail)?;
+        let assets = assets::list_assets(&self.db, &after, limit + 1).await.map_err(fail)?;
         let (assets, next_page_token) =
             folio_common::paging::finish_page(assets, limit, |a| self.page_tokens.seal(&a.code));
         Ok(Response::new(pb::ListAssetsResponse {
@@ -110,7 +107,7 @@ impl LedgerService for LedgerApi {
 
     async fn create_transfer(&self, request: Request<pb::CreateTransferRequest>) -> Reply<pb::CreateTransferResponse> {
         let actor = actor(&request)?;
-        let new = validate::new_transfer(&validate::from_create_request(request.into_inner())).map_err(fail)?;
+        let new = parse::new_transfer(&parse::from_create_request(request.into_inner())).map_err(fail)?;
         let transfer = self.write_one(Op::Transfer(new), actor).await?;
         Ok(Response::new(pb::CreateTransferResponse { transfer: Some(convert::transfer(&transfer)) }))
     }
@@ -124,7 +121,7 @@ impl LedgerService for LedgerApi {
         if transfers.is_empty() || transfers.len() > MAX_BATCH {
             return Err(fail(FolioError::invalid_field("transfers", "must hold 1..1000 transfers")));
         }
-        let validated: Vec<Result<_, FolioError>> = transfers.iter().map(validate::new_transfer).collect();
+        let validated: Vec<Result<_, FolioError>> = transfers.iter().map(parse::new_transfer).collect();
         if atomic {
             let mut ops = Vec::with_capacity(validated.len());
             for (index, result) in validated.into_iter().enumerate() {
@@ -155,7 +152,7 @@ impl LedgerService for LedgerApi {
 
     async fn get_transfer(&self, request: Request<pb::GetTransferRequest>) -> Reply<pb::GetTransferResponse> {
         let actor = actor(&request)?;
-        let id = validate::uuid("transfer_id", &request.into_inner().transfer_id).map_err(fail)?;
+        let id = parse::uuid("transfer_id", &request.into_inner().transfer_id).map_err(fail)?;
         let transfer = reads::transfer(&self.db, &actor, &id).await.map_err(fail)?;
         Ok(Response::new(pb::GetTransferResponse { transfer: Some(convert::transfer(&transfer)) }))
     }
@@ -164,7 +161,7 @@ impl LedgerService for LedgerApi {
         let actor = actor(&request)?;
         let pb::ListTransfersRequest { account_id, start_time, end_time, status, page_size: size, page_token } =
             request.into_inner();
-        let account_id = validate::uuid("account_id", &account_id).map_err(fail)?;
+        let account_id = parse::uuid("account_id", &account_id).map_err(fail)?;
         let status = match pb::TransferStatus::try_from(status) {
             Ok(pb::TransferStatus::Unspecified) => None,
             Ok(pb::TransferStatus::Posted) => Some(TransferStatus::Posted),
@@ -206,7 +203,7 @@ impl LedgerService for LedgerApi {
     async fn get_balance(&self, request: Request<pb::GetBalanceRequest>) -> Reply<pb::GetBalanceResponse> {
         let actor = actor(&request)?;
         let pb::GetBalanceRequest { account_id, as_of } = request.into_inner();
-        let account_id = validate::uuid("account_id", &account_id).map_err(fail)?;
+        let account_id = parse::uuid("account_id", &account_id).map_err(fail)?;
         let at = reads::balance(
             &self.db,
             &actor,
@@ -227,9 +224,9 @@ impl LedgerService for LedgerApi {
         let actor = actor(&request)?;
         actor.may_reverse().map_err(fail)?;
         let pb::ReverseTransferRequest { transfer_id, id, description } = request.into_inner();
-        let original = validate::uuid("transfer_id", &transfer_id).map_err(fail)?;
-        let id = validate::uuid("id", &id).map_err(fail)?;
-        validate::description_and_metadata(&description, &Default::default()).map_err(fail)?;
+        let original = parse::uuid("transfer_id", &transfer_id).map_err(fail)?;
+        let id = parse::uuid("id", &id).map_err(fail)?;
+        parse::description_and_metadata(&description, &Default::default()).map_err(fail)?;
         let digest = serde_json::json!(["reverse", id, original, description]).to_string();
         let op =
             Op::Reverse { id, original, description, request_hash: hex::encode(Sha256::digest(digest.as_bytes())) };
@@ -248,7 +245,7 @@ fn result_message(result: Result<Option<Transfer>, Status>) -> pb::TransferResul
     pb::TransferResult { result: Some(outcome) }
 }
 
-fn asset_message(asset: &admin::Asset) -> pb::Asset {
+fn asset_message(asset: &Asset) -> pb::Asset {
     pb::Asset {
         code: asset.code.clone(),
         scale: u32::try_from(asset.scale).unwrap_or_default(),

@@ -1,95 +1,20 @@
-//! Reads: one transfer, an account's statement, balances now and at a past moment.
+//! Statement reads: an account's entries in commit order within a window,
+//! its totals at an entry, and the holds past their deadline.
 
-use folio_common::error::{Failure, FolioError, Reason};
-use folio_common::paging::PageTokens;
+use folio_common::error::Failure;
 use sea_orm::{DatabaseConnection, Value};
 
-use crate::admin;
-use crate::authz::Actor;
-use crate::model::{Side, Status, Totals, Transfer};
-use crate::store::{query_all, totals_from_row, transfer_from_row, transfers_by_id};
-use crate::timeline::last_sequence_at_or_before;
+use super::timeline::last_sequence_at_or_before;
+use super::{query_all, totals_from_row, transfer_from_row};
+use crate::domain::{Account, Side, StatementLine, StatementQuery, Status, Totals};
 
-/// One statement line.
-#[derive(Debug, Clone)]
-pub struct StatementLine {
-    /// The transfer.
-    pub transfer: Transfer,
-    /// The account's side.
-    pub side: Side,
-    /// Position in the account.
-    pub account_sequence: i64,
-    /// Totals after.
-    pub totals: Totals,
-    /// When (µs).
-    pub created_at: i64,
-}
-
-/// A balance at a moment.
-#[derive(Debug, Clone)]
-pub struct BalanceAt {
-    /// Asset.
-    pub asset_code: String,
-    /// Totals.
-    pub totals: Totals,
-    /// The moment (µs).
-    pub as_of: i64,
-}
-
-/// Statement filters.
-#[derive(Debug, Clone, Default)]
-pub struct StatementQuery {
-    /// Entries at or after (µs).
-    pub start: Option<i64>,
-    /// Entries before (µs).
-    pub end: Option<i64>,
-    /// Only transfers in this status.
-    pub status: Option<Status>,
-    /// Page size.
-    pub limit: u64,
-    /// Continue after this account sequence.
-    pub after_sequence: i64,
-}
-
-/// Encodes the statement position.
-pub fn statement_token(tokens: &PageTokens, sequence: i64) -> String {
-    tokens.seal(&format!("s:{sequence}"))
-}
-
-/// Decodes a statement page token.
-pub fn parse_statement_token(tokens: &PageTokens, token: &str) -> Result<i64, Failure> {
-    if token.is_empty() {
-        return Ok(0);
-    }
-    let invalid = || Failure::from(FolioError::invalid_field("page_token", "is not a token this service issued"));
-    let text = tokens.open("page_token", token)?;
-    text.strip_prefix("s:").and_then(|n| n.parse().ok()).filter(|n: &i64| *n >= 0).ok_or_else(invalid)
-}
-
-/// GetTransfer: readable by the owner of either account, operators and `ledger:read`.
-pub async fn transfer(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Transfer, Failure> {
-    let ids = std::iter::once(id.to_owned()).collect();
-    let transfer = transfers_by_id(db, &ids, false)
-        .await?
-        .pop()
-        .ok_or_else(|| FolioError::new(Reason::TransferNotFound, "no such transfer"))?;
-    let (debit, _) = admin::account(db, &transfer.debit_account_id).await?;
-    if actor.may_read(&debit.owner_id).is_err() {
-        let (credit, _) = admin::account(db, &transfer.credit_account_id).await?;
-        actor.may_read(&credit.owner_id)?;
-    }
-    Ok(transfer)
-}
-
-/// ListTransfers: the account's entries in commit order, after a position.
-pub async fn statement(
+/// A page of `account`'s statement (and whether more follow).
+pub async fn page(
     db: &DatabaseConnection,
-    actor: &Actor,
-    account_id: &str,
+    account: &Account,
     query: &StatementQuery,
 ) -> Result<(Vec<StatementLine>, bool), Failure> {
-    let (account, _) = admin::account(db, account_id).await?;
-    actor.may_read(&account.owner_id)?;
+    let account_id = account.id.as_str();
     let mut sql = "SELECT t.id, t.sequence, t.debit_account_id, t.credit_account_id, t.amount, t.asset_code, t.kind, \
          t.pending_id, t.timeout_seconds, t.expires_at, t.description, t.metadata, t.status, t.created_at, t.initiated_by, \
          t.reverses_transfer_id, t.request_hash, e.side AS e_side, e.account_sequence AS e_sequence, \
@@ -141,19 +66,15 @@ pub async fn statement(
     Ok((lines, more))
 }
 
-/// GetBalance: now, or as of a past moment (the last entry at or before it).
-pub async fn balance(
+/// `account_id`'s totals as of `at` (µs): after its last entry at or before
+/// then, among its first `entry_count`.
+pub async fn totals_at(
     db: &DatabaseConnection,
-    actor: &Actor,
     account_id: &str,
-    as_of: Option<i64>,
-) -> Result<BalanceAt, Failure> {
-    let (account, now) = admin::account_and_clock(db, account_id).await?;
-    actor.may_read(&account.owner_id)?;
-    let Some(as_of) = as_of.filter(|at| *at < now) else {
-        return Ok(BalanceAt { asset_code: account.asset_code, totals: account.totals, as_of: now });
-    };
-    let sequence = last_sequence_at_or_before(db, account_id, as_of, account.entry_count).await?;
+    at: i64,
+    entry_count: i64,
+) -> Result<Totals, Failure> {
+    let sequence = last_sequence_at_or_before(db, account_id, at, entry_count).await?;
     let rows = query_all(
         db,
         "SELECT debits_posted, credits_posted, debits_pending, credits_pending FROM entries \
@@ -161,11 +82,10 @@ pub async fn balance(
         vec![account_id.into(), sequence.into()],
     )
     .await?;
-    let totals = match rows.first() {
+    Ok(match rows.first() {
         Some(row) => totals_from_row(row, "")?,
         None => Totals::default(),
-    };
-    Ok(BalanceAt { asset_code: account.asset_code, totals, as_of })
+    })
 }
 
 /// Open holds whose deadline has passed (for the sweeper).

@@ -8,11 +8,10 @@ use folio_proto::ledger::{self as pb, ledger_admin_service_server::LedgerAdminSe
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::admin::{self, Change};
-use crate::convert;
-use crate::grpc::fail;
-use crate::model::{AccountKind, AccountStatus};
-use crate::validate;
+use super::ledger::fail;
+use super::{convert, parse};
+use crate::domain::{AccountChange, AccountKind, AccountStatus};
+use crate::store::accounts;
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -50,15 +49,15 @@ impl LedgerAdminService for LedgerAdminApi {
     async fn open_account(&self, request: Request<pb::OpenAccountRequest>) -> Reply<pb::OpenAccountResponse> {
         require_admin(&request)?;
         let pb::OpenAccountRequest { account_id, owner_id, asset_code, kind, overdraft_limit } = request.into_inner();
-        let id = validate::uuid("account_id", &account_id).map_err(fail)?;
-        let owner = validate::uuid("owner_id", &owner_id).map_err(fail)?;
-        let asset = validate::asset_code("asset_code", &asset_code).map_err(fail)?;
+        let id = parse::uuid("account_id", &account_id).map_err(fail)?;
+        let owner = parse::uuid("owner_id", &owner_id).map_err(fail)?;
+        let asset = parse::asset_code("asset_code", &asset_code).map_err(fail)?;
         let kind = match pb::AccountKind::try_from(kind) {
             Ok(pb::AccountKind::Unspecified | pb::AccountKind::Customer) => AccountKind::Customer,
             Ok(pb::AccountKind::System) => AccountKind::System,
             Err(_) => return Err(fail(FolioError::invalid_field("kind", "unknown account kind"))),
         };
-        let (row, version) = admin::open_account(&self.db, &id, &owner, &asset, kind, overdraft(overdraft_limit)?)
+        let (row, version) = accounts::open_account(&self.db, &id, &owner, &asset, kind, overdraft(overdraft_limit)?)
             .await
             .map_err(fail)?;
         let now = self.now().await?;
@@ -71,7 +70,7 @@ impl LedgerAdminService for LedgerAdminApi {
     ) -> Reply<pb::SetAccountStatusResponse> {
         require_admin(&request)?;
         let pb::SetAccountStatusRequest { account_id, status, version } = request.into_inner();
-        let id = validate::uuid("account_id", &account_id).map_err(fail)?;
+        let id = parse::uuid("account_id", &account_id).map_err(fail)?;
         let status = match pb::AccountStatus::try_from(status) {
             Ok(pb::AccountStatus::Active) => AccountStatus::Active,
             Ok(pb::AccountStatus::Frozen) => AccountStatus::Frozen,
@@ -79,7 +78,7 @@ impl LedgerAdminService for LedgerAdminApi {
             _ => return Err(fail(FolioError::invalid_field("status", "must be ACTIVE, FROZEN or CLOSED"))),
         };
         let (row, version, applied) =
-            admin::change_account(&self.db, &id, Change::Status(status), version).await.map_err(fail)?;
+            accounts::change_account(&self.db, &id, AccountChange::Status(status), version).await.map_err(fail)?;
         let now = self.now().await?;
         Ok(Response::new(pb::SetAccountStatusResponse {
             account: Some(convert::ledger_account(&row, version, now)),
@@ -93,9 +92,9 @@ impl LedgerAdminService for LedgerAdminApi {
     ) -> Reply<pb::SetOverdraftLimitResponse> {
         require_admin(&request)?;
         let pb::SetOverdraftLimitRequest { account_id, overdraft_limit, version } = request.into_inner();
-        let id = validate::uuid("account_id", &account_id).map_err(fail)?;
-        let change = Change::OverdraftLimit(overdraft(overdraft_limit)?);
-        let (row, version, applied) = admin::change_account(&self.db, &id, change, version).await.map_err(fail)?;
+        let id = parse::uuid("account_id", &account_id).map_err(fail)?;
+        let change = AccountChange::OverdraftLimit(overdraft(overdraft_limit)?);
+        let (row, version, applied) = accounts::change_account(&self.db, &id, change, version).await.map_err(fail)?;
         let now = self.now().await?;
         Ok(Response::new(pb::SetOverdraftLimitResponse {
             account: Some(convert::ledger_account(&row, version, now)),

@@ -1,5 +1,5 @@
-//! The ledger's domain values: kinds, statuses, validated requests, and
-//! committed transfers, independent of protobuf and SQL.
+//! Transfers: kinds, statuses, validated requests, committed transfers and
+//! the totals they move.
 
 use std::collections::BTreeMap;
 
@@ -31,26 +31,6 @@ pub enum Status {
     Expired = 5,
 }
 
-/// Account kind (stored as SMALLINT, proto numbering).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountKind {
-    /// Never below minus its overdraft limit.
-    Customer = 1,
-    /// May go negative.
-    System = 2,
-}
-
-/// Account status (stored as SMALLINT, proto numbering).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountStatus {
-    /// Open.
-    Active = 2,
-    /// No new transfers.
-    Frozen = 3,
-    /// Final.
-    Closed = 4,
-}
-
 /// The side of an entry (stored as SMALLINT, proto numbering).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -60,22 +40,8 @@ pub enum Side {
     Credit = 2,
 }
 
-macro_rules! from_i16 {
-    ($ty:ident { $($variant:ident),* }) => {
-        impl $ty {
-            /// From the stored SMALLINT.
-            pub fn from_i16(value: i16) -> Option<Self> {
-                $(if value == $ty::$variant as i16 { return Some($ty::$variant); })*
-                None
-            }
-        }
-    };
-}
-
 from_i16!(Kind { Posted, Pending, PostPending, VoidPending });
 from_i16!(Status { Posted, Pending, PostedFromPending, Voided, Expired });
-from_i16!(AccountKind { Customer, System });
-from_i16!(AccountStatus { Active, Frozen, Closed });
 from_i16!(Side { Debit, Credit });
 
 /// A transfer request after field validation (UUIDs normalised, amounts
@@ -143,29 +109,4 @@ pub struct Transfer {
     pub reverses_transfer_id: Option<String>,
     /// Digest of the request that created it.
     pub request_hash: String,
-}
-
-/// An account's totals, with the derived balances.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
-    /// Sum of posted debits.
-    pub debits_posted: i64,
-    /// Sum of posted credits.
-    pub credits_posted: i64,
-    /// Sum of held debits.
-    pub debits_pending: i64,
-    /// Sum of held credits.
-    pub credits_pending: i64,
-}
-
-impl Totals {
-    /// `credits_posted - debits_posted`, or `None` on overflow.
-    pub fn posted(&self) -> Option<i64> {
-        self.credits_posted.checked_sub(self.debits_posted)
-    }
-
-    /// `posted - debits_pending`, or `None` on overflow.
-    pub fn available(&self) -> Option<i64> {
-        self.posted()?.checked_sub(self.debits_pending)
-    }
 }

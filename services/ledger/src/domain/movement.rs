@@ -1,0 +1,60 @@
+//! New money movements (`POSTED`, `PENDING`, and the posted side of a
+//! reversal): who may, idempotency, the accounts' checks, the balance limit.
+
+use folio_common::error::{FolioError, Reason};
+
+use super::{Actor, BatchState, Kind, NewTransfer, Side, Status, Transfer, fail};
+
+impl BatchState {
+    /// Moves (or, for `PENDING`, holds) `request.amount` from the debit
+    /// account to the credit account.
+    pub(super) fn apply_new(&mut self, request: &NewTransfer, actor: &Actor) -> Result<Transfer, FolioError> {
+        // Checked at the edge too; here because one account on both sides
+        // would have its debit overwritten by its credit (money made up).
+        if request.debit_account_id == request.credit_account_id {
+            return Err(fail(Reason::SameAccount, "debit and credit accounts must differ"));
+        }
+        let debit = self.account(&request.debit_account_id)?;
+        actor.may_move_from(debit)?;
+        // Idempotency right after authorization: a repeat returns the
+        // original even if the accounts changed since.
+        if let Some(repeat) = self.repeated(&request.id, &request.request_hash) {
+            return repeat;
+        }
+        let credit = self.account(&request.credit_account_id)?;
+        if debit.asset_code != request.asset_code || credit.asset_code != request.asset_code {
+            if !self.assets.contains(&request.asset_code) {
+                return Err(fail(Reason::AssetNotFound, "no such asset"));
+            }
+            return Err(fail(Reason::AssetMismatch, "both accounts must hold the transfer's asset"));
+        }
+        debit.require_active()?;
+        credit.require_active()?;
+        let held = request.kind == Kind::Pending;
+        let debit_after = debit.totals.after_move(Side::Debit, request.amount, held)?;
+        let credit_after = credit.totals.after_move(Side::Credit, request.amount, held)?;
+        debit.allows(&debit_after)?;
+        credit_after.check()?;
+        let expires_at = held.then(|| self.now.saturating_add(request.timeout_seconds.saturating_mul(1_000_000)));
+        let transfer = Transfer {
+            id: request.id.clone(),
+            sequence: 0,
+            debit_account_id: request.debit_account_id.clone(),
+            credit_account_id: request.credit_account_id.clone(),
+            amount: request.amount,
+            asset_code: request.asset_code.clone(),
+            kind: request.kind,
+            pending_id: None,
+            timeout_seconds: request.timeout_seconds,
+            expires_at,
+            description: request.description.clone(),
+            metadata: request.metadata.clone(),
+            status: if held { Status::Pending } else { Status::Posted },
+            created_at: self.now,
+            initiated_by: actor.subject.clone(),
+            reverses_transfer_id: None,
+            request_hash: request.request_hash.clone(),
+        };
+        self.commit_movement(transfer, debit_after, credit_after)
+    }
+}
