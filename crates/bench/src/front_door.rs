@@ -19,11 +19,9 @@ use tonic::transport::Channel;
 
 use crate::{
     cpu,
-    ledger::{Run, balances, channels, per_rpc, wait_until_ready},
+    load::{Run, balances, channels, per_rpc, wait_until_ready},
 };
 
-/// The Redis the gateway shares its budgets through (the machine's own).
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Alternated rounds per comparison (the one-caller medians need at least 5).
 const ROUNDS: u32 = 5;
 

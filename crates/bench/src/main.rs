@@ -6,6 +6,7 @@ mod auth;
 mod cpu;
 mod front_door;
 mod ledger;
+mod load;
 mod soak;
 mod stats;
 

@@ -11,8 +11,8 @@ use folio_testkit::{TestDatabase, probe::SpawnedBinary};
 
 use crate::{
     cpu,
-    front_door::REDIS_URL,
-    ledger::{self, Run, per_rpc, wait_until_ready},
+    ledger::{self, REDIS_URL},
+    load::{self, Run, per_rpc, wait_until_ready},
 };
 
 /// How often RSS is read.
@@ -73,11 +73,11 @@ pub async fn run(duration: Duration, callers: usize, binaries: Binaries) -> anyh
     let ledger_addr = ledger_process.grpc_addr.to_string();
     let gateway =
         SpawnedBinary::start(&binaries.gateway, dir.path(), &ledger::gateway_env(&auth_addr, &ledger_addr)).await;
-    let token = ledger::admin_token(&auth_addr).await?;
-    let direct = ledger::channels(&ledger_addr)?;
+    let token = load::admin_token(&auth_addr).await?;
+    let direct = load::channels(&ledger_addr)?;
     wait_until_ready(&direct[0], &token).await?;
-    let ids = Arc::new(ledger::open_accounts(&direct, &token, 10_000).await?);
-    let through = ledger::channels(&gateway.grpc_addr.to_string())?;
+    let ids = Arc::new(load::open_accounts(&direct, &token, 10_000).await?);
+    let through = load::channels(&gateway.grpc_addr.to_string())?;
     wait_until_ready(&through[0], &token).await?;
 
     let mut services = [("auth", auth), ("ledger", ledger_process), ("gateway", gateway)]
