@@ -28,9 +28,8 @@ fn main() -> anyhow::Result<()> {
     config.enable_type_names();
     tonic_prost_build::configure()
         .codec_path("crate::codec::FolioCodec")
-        // Until every service implements its whole contract, unimplemented RPCs
-        // answer UNIMPLEMENTED through tonic's default stubs.
-        .generate_default_stubs(true)
+        // No default stubs: a service that forgets an RPC of its contract does
+        // not compile (test stand-ins list theirs: `folio_testkit::service_stub!`).
         .compile_fds_with_config(every_file, config)
         .context("generating Rust code")?;
     Ok(())

@@ -12,6 +12,9 @@ use folio_common::{
     error::{FolioError, reason_of},
     server::{RunningServer, ServerBuilder},
 };
+use folio_proto::account as account_messages;
+use folio_proto::auth as auth_messages;
+use folio_proto::ledger as ledger_messages;
 use folio_proto::{
     account::account_service_server::{AccountService, AccountServiceServer},
     auth::{
@@ -33,18 +36,59 @@ use tonic::{
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
 };
 
-/// Every RPC left to tonic's default stubs, except GetBalance, which waits
+/// Every RPC answering UNIMPLEMENTED, except GetBalance, which waits
 /// 400 ms and echoes the caller's subject (to observe drains and principals).
 #[derive(Clone)]
 struct Stubs;
 
-impl AuthService for Stubs {}
-impl AuthInternalService for Stubs {}
-impl AccountService for Stubs {}
-impl LedgerAdminService for Stubs {}
+folio_testkit::service_stub! {
+    impl AuthService for Stubs in auth_messages {}
+    register: RegisterRequest => RegisterResponse,
+    login: LoginRequest => LoginResponse,
+    refresh: RefreshRequest => RefreshResponse,
+    logout: LogoutRequest => LogoutResponse,
+    get_current_user: GetCurrentUserRequest => GetCurrentUserResponse,
+    list_sessions: ListSessionsRequest => ListSessionsResponse,
+    revoke_session: RevokeSessionRequest => RevokeSessionResponse,
+    change_password: ChangePasswordRequest => ChangePasswordResponse,
+    list_users: ListUsersRequest => ListUsersResponse,
+    disable_user: DisableUserRequest => DisableUserResponse,
+    enable_user: EnableUserRequest => EnableUserResponse,
+    set_user_roles: SetUserRolesRequest => SetUserRolesResponse,
+    create_service_account: CreateServiceAccountRequest => CreateServiceAccountResponse,
+    list_service_accounts: ListServiceAccountsRequest => ListServiceAccountsResponse,
+    rotate_service_account_secret: RotateServiceAccountSecretRequest => RotateServiceAccountSecretResponse,
+    disable_service_account: DisableServiceAccountRequest => DisableServiceAccountResponse,
+    issue_service_token: IssueServiceTokenRequest => IssueServiceTokenResponse,
+    get_jwks: GetJwksRequest => GetJwksResponse,
+    rotate_signing_key: RotateSigningKeyRequest => RotateSigningKeyResponse,
+}
 
-#[tonic::async_trait]
-impl LedgerService for Stubs {
+folio_testkit::service_stub! {
+    impl AuthInternalService for Stubs in auth_messages {}
+    list_revocations: ListRevocationsRequest => ListRevocationsResponse,
+}
+
+folio_testkit::service_stub! {
+    impl AccountService for Stubs in account_messages {}
+    create_account: CreateAccountRequest => CreateAccountResponse,
+    get_account: GetAccountRequest => GetAccountResponse,
+    list_accounts: ListAccountsRequest => ListAccountsResponse,
+    update_account: UpdateAccountRequest => UpdateAccountResponse,
+    freeze_account: FreezeAccountRequest => FreezeAccountResponse,
+    unfreeze_account: UnfreezeAccountRequest => UnfreezeAccountResponse,
+    close_account: CloseAccountRequest => CloseAccountResponse,
+}
+
+folio_testkit::service_stub! {
+    impl LedgerAdminService for Stubs in ledger_messages {}
+    open_account: OpenAccountRequest => OpenAccountResponse,
+    set_account_status: SetAccountStatusRequest => SetAccountStatusResponse,
+    set_overdraft_limit: SetOverdraftLimitRequest => SetOverdraftLimitResponse,
+}
+
+folio_testkit::service_stub! {
+    impl LedgerService for Stubs in ledger_messages {
     async fn get_balance(&self, request: Request<GetBalanceRequest>) -> Result<Response<GetBalanceResponse>, Status> {
         let caller = principal(&request).map(|p| p.subject.clone()).unwrap_or_default();
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -55,6 +99,14 @@ impl LedgerService for Stubs {
             balance: Some(folio_proto::ledger::Balance { account_id: caller, ..Default::default() }),
         }))
     }
+    }
+    create_asset: CreateAssetRequest => CreateAssetResponse,
+    list_assets: ListAssetsRequest => ListAssetsResponse,
+    create_transfer: CreateTransferRequest => CreateTransferResponse,
+    create_transfers: CreateTransfersRequest => CreateTransfersResponse,
+    get_transfer: GetTransferRequest => GetTransferResponse,
+    list_transfers: ListTransfersRequest => ListTransfersResponse,
+    reverse_transfer: ReverseTransferRequest => ReverseTransferResponse,
 }
 
 fn settings(max_concurrent_requests: usize) -> ServerSettings {

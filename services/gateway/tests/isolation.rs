@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use folio_proto::ledger as ledger_messages;
 use folio_proto::ledger::{
     GetBalanceRequest, GetBalanceResponse, ListAssetsRequest, ListAssetsResponse,
     ledger_service_client::LedgerServiceClient,
@@ -27,8 +28,8 @@ use support::{Suite, bearer, grpc_web_frame, ledger_client, reason};
 #[derive(Clone)]
 struct LoudLedger;
 
-#[tonic::async_trait]
-impl LedgerService for LoudLedger {
+folio_testkit::service_stub! {
+    impl LedgerService for LoudLedger in ledger_messages {
     async fn list_assets(&self, _: Request<ListAssetsRequest>) -> Result<Response<ListAssetsResponse>, Status> {
         Ok(Response::new(ListAssetsResponse::default()))
     }
@@ -36,6 +37,13 @@ impl LedgerService for LoudLedger {
     async fn get_balance(&self, _: Request<GetBalanceRequest>) -> Result<Response<GetBalanceResponse>, Status> {
         Err(Status::failed_precondition("x".repeat(100_000)))
     }
+    }
+    create_asset: CreateAssetRequest => CreateAssetResponse,
+    create_transfer: CreateTransferRequest => CreateTransferResponse,
+    create_transfers: CreateTransfersRequest => CreateTransfersResponse,
+    get_transfer: GetTransferRequest => GetTransferResponse,
+    list_transfers: ListTransfersRequest => ListTransfersResponse,
+    reverse_transfer: ReverseTransferRequest => ReverseTransferResponse,
 }
 
 async fn loud_ledger() -> (SocketAddr, CancellationToken) {
