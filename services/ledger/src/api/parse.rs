@@ -7,7 +7,7 @@ use folio_common::error::{FolioError, Reason};
 use folio_proto::ledger as pb;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Kind, NewTransfer};
+use crate::domain::{Kind, Movement, NewTransfer, Request, Resolution, Resolve};
 
 /// Longest hold: 30 days.
 pub const MAX_TIMEOUT_SECONDS: i64 = 2_592_000;
@@ -105,18 +105,33 @@ pub fn new_transfer(input: &pb::NewTransfer) -> Result<NewTransfer, FolioError> 
         input.description,
         metadata
     ]);
-    Ok(NewTransfer {
-        request_hash: hex::encode(Sha256::digest(digest.to_string().as_bytes())),
+    let request = Request {
         id,
-        debit_account_id: debit,
-        credit_account_id: credit,
-        amount: input.amount,
-        asset_code: asset,
-        kind,
-        pending_id,
-        timeout_seconds: input.timeout_seconds,
         description: input.description.clone(),
         metadata,
+        request_hash: hex::encode(Sha256::digest(digest.to_string().as_bytes())),
+    };
+    let given = |value: String| (!value.is_empty()).then_some(value);
+    Ok(match kind {
+        Kind::Posted | Kind::Pending => NewTransfer::Movement(Movement {
+            request,
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount: input.amount,
+            asset_code: asset,
+            hold_seconds: (kind == Kind::Pending).then_some(input.timeout_seconds),
+        }),
+        Kind::PostPending | Kind::VoidPending => NewTransfer::Resolution(Resolution {
+            request,
+            pending_id,
+            action: match kind {
+                Kind::PostPending => Resolve::Post((input.amount > 0).then_some(input.amount)),
+                _ => Resolve::Void,
+            },
+            debit_account_id: given(debit),
+            credit_account_id: given(credit),
+            asset_code: given(asset),
+        }),
     })
 }
 

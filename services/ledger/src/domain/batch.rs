@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use folio_common::error::{FolioError, Reason};
 
-use super::{Account, Actor, Kind, NewTransfer, Side, Status, Totals, Transfer, fail};
+use super::{Account, Actor, NewTransfer, Side, Status, Totals, Transfer, fail};
 
 /// One entry to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl Op {
     /// The id of the transfer this operation would create (none for an expiry).
     pub fn new_id(&self) -> Option<&str> {
         match self {
-            Op::Transfer(request) => Some(&request.id),
+            Op::Transfer(request) => Some(request.id()),
             Op::Reverse { id, .. } => Some(id),
             Op::Expire(_) => None,
         }
@@ -145,10 +145,8 @@ impl BatchState {
     /// original, for a repeated id), `None` for an expiry, or why not.
     pub fn apply(&mut self, op: &Op, actor: &Actor) -> Result<Option<Transfer>, FolioError> {
         match op {
-            Op::Transfer(request) => match request.kind {
-                Kind::Posted | Kind::Pending => self.apply_new(request, actor).map(Some),
-                Kind::PostPending | Kind::VoidPending => self.apply_resolution(request, actor).map(Some),
-            },
+            Op::Transfer(NewTransfer::Movement(movement)) => self.apply_new(movement, actor).map(Some),
+            Op::Transfer(NewTransfer::Resolution(resolution)) => self.apply_resolution(resolution, actor).map(Some),
             Op::Reverse { id, original, description, request_hash } => {
                 self.apply_reversal(id, original, description, request_hash, actor).map(Some)
             }

@@ -39,7 +39,7 @@ pub use asset::Asset;
 pub use batch::{BatchState, Entry, Op};
 pub use statement::{BalanceAt, StatementLine, StatementQuery};
 pub use totals::Totals;
-pub use transfer::{Kind, NewTransfer, Side, Status, Transfer};
+pub use transfer::{Kind, Movement, NewTransfer, Request, Resolution, Resolve, Side, Status, Transfer};
 
 fn fail(reason: Reason, message: &str) -> FolioError {
     FolioError::new(reason, message)

@@ -3,13 +3,14 @@
 
 use folio_common::error::{FolioError, Reason};
 
-use super::{Actor, BatchState, Kind, NewTransfer, Side, Status, Transfer, fail};
+use super::{Actor, BatchState, Kind, Resolution, Resolve, Side, Status, Transfer, fail};
 
 impl BatchState {
     /// `POST_PENDING` (all or part of the hold; the rest is released) or
     /// `VOID_PENDING` (all of it released).
-    pub(super) fn apply_resolution(&mut self, request: &NewTransfer, actor: &Actor) -> Result<Transfer, FolioError> {
-        let hold = match self.transfers.get(&request.pending_id) {
+    pub(super) fn apply_resolution(&mut self, resolution: &Resolution, actor: &Actor) -> Result<Transfer, FolioError> {
+        let request = &resolution.request;
+        let hold = match self.transfers.get(&resolution.pending_id) {
             Some(hold) if hold.kind == Kind::Pending => hold.clone(),
             _ => return Err(fail(Reason::PendingTransferNotFound, "no such pending transfer")),
         };
@@ -17,15 +18,15 @@ impl BatchState {
         if let Some(repeat) = self.repeated(&request.id, &request.request_hash) {
             return repeat;
         }
-        matches_hold(request, &hold)?;
+        matches_hold(resolution, &hold)?;
         self.require_open(&hold)?;
-        let posted = match request.kind {
-            Kind::PostPending if request.amount == 0 => hold.amount,
-            Kind::PostPending if request.amount > hold.amount => {
+        let posted = match resolution.action {
+            Resolve::Post(None) => hold.amount,
+            Resolve::Post(Some(amount)) if amount > hold.amount => {
                 return Err(fail(Reason::AmountExceedsPending, "the amount exceeds the pending amount"));
             }
-            Kind::PostPending => request.amount,
-            _ => 0,
+            Resolve::Post(Some(amount)) => amount,
+            Resolve::Void => 0,
         };
         let debit = self.account(&hold.debit_account_id)?;
         let credit = self.account(&hold.credit_account_id)?;
@@ -35,9 +36,9 @@ impl BatchState {
         let credit_after = credit.totals.after_release(Side::Credit, hold.amount, posted)?;
         debit.allows(&debit_after)?;
         credit_after.check()?;
-        let (record_status, hold_status, amount) = match request.kind {
-            Kind::PostPending => (Status::Posted, Status::PostedFromPending, posted),
-            _ => (Status::Voided, Status::Voided, hold.amount),
+        let (record_status, hold_status, amount) = match resolution.action {
+            Resolve::Post(_) => (Status::Posted, Status::PostedFromPending, posted),
+            Resolve::Void => (Status::Voided, Status::Voided, hold.amount),
         };
         let transfer = Transfer {
             id: request.id.clone(),
@@ -46,7 +47,7 @@ impl BatchState {
             credit_account_id: hold.credit_account_id.clone(),
             amount,
             asset_code: hold.asset_code.clone(),
-            kind: request.kind,
+            kind: resolution.kind(),
             pending_id: Some(hold.id.clone()),
             timeout_seconds: 0,
             expires_at: None,
@@ -76,17 +77,17 @@ impl BatchState {
     }
 }
 
-/// Accounts and asset may be left empty; given, they must be the hold's.
-fn matches_hold(request: &NewTransfer, hold: &Transfer) -> Result<(), FolioError> {
+/// Accounts and asset may be left out; given, they must be the hold's.
+fn matches_hold(resolution: &Resolution, hold: &Transfer) -> Result<(), FolioError> {
     for (given, actual, field) in [
-        (&request.debit_account_id, &hold.debit_account_id, "debit_account_id"),
-        (&request.credit_account_id, &hold.credit_account_id, "credit_account_id"),
+        (&resolution.debit_account_id, &hold.debit_account_id, "debit_account_id"),
+        (&resolution.credit_account_id, &hold.credit_account_id, "credit_account_id"),
     ] {
-        if !given.is_empty() && given != actual {
+        if given.as_ref().is_some_and(|given| given != actual) {
             return Err(FolioError::invalid_field(field, "does not match the pending transfer"));
         }
     }
-    if !request.asset_code.is_empty() && request.asset_code != hold.asset_code {
+    if resolution.asset_code.as_ref().is_some_and(|asset| *asset != hold.asset_code) {
         return Err(fail(Reason::AssetMismatch, "the asset does not match the pending transfer"));
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use folio_common::error::{FolioError, Reason};
 
-use super::{Actor, BatchState, Kind, NewTransfer, Status, Transfer, fail};
+use super::{Actor, BatchState, Kind, Movement, Request, Status, Transfer, fail};
 
 impl BatchState {
     /// Reverses `original_id` as the new transfer `id`.
@@ -29,22 +29,22 @@ impl BatchState {
         if self.reversed.contains(original_id) {
             return Err(fail(Reason::AlreadyReversed, "this transfer was already reversed"));
         }
-        let request = NewTransfer {
-            id: id.to_owned(),
+        let swapped = Movement {
+            request: Request {
+                id: id.to_owned(),
+                description: description.to_owned(),
+                metadata: Default::default(),
+                request_hash: request_hash.to_owned(),
+            },
             debit_account_id: original.credit_account_id.clone(),
             credit_account_id: original.debit_account_id.clone(),
             amount: original.amount,
             asset_code: original.asset_code.clone(),
-            kind: Kind::Posted,
-            pending_id: String::new(),
-            timeout_seconds: 0,
-            description: description.to_owned(),
-            metadata: Default::default(),
-            request_hash: request_hash.to_owned(),
+            hold_seconds: None,
         };
         // Reversals are for operators and `ledger:write`, checked at the edge;
         // they act on the original's accounts whoever owns them.
-        let mut transfer = self.apply_new(&request, &actor.acting_for_ledger())?;
+        let mut transfer = self.apply_new(&swapped, &actor.acting_for_ledger())?;
         transfer.reverses_transfer_id = Some(original_id.to_owned());
         self.mark_reversal(id, original_id);
         Ok(transfer)

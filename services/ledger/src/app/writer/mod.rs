@@ -18,7 +18,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{Actor, BatchState, Kind, Op, Transfer};
+use crate::domain::{Actor, BatchState, NewTransfer, Op, Transfer};
 use crate::store;
 
 /// What one job (one RPC) gets back.
@@ -302,12 +302,15 @@ async fn load(tx: &DatabaseTransaction, ops: &[&Op], lookup: Lookup) -> Result<B
     for op in ops {
         match op {
             Op::Transfer(request) => {
-                ids.insert(request.id.clone());
-                if matches!(request.kind, Kind::PostPending | Kind::VoidPending) {
-                    holds.insert(request.pending_id.clone());
-                } else {
-                    accounts.insert(request.debit_account_id.clone());
-                    accounts.insert(request.credit_account_id.clone());
+                ids.insert(request.id().to_owned());
+                match request {
+                    NewTransfer::Resolution(resolution) => {
+                        holds.insert(resolution.pending_id.clone());
+                    }
+                    NewTransfer::Movement(movement) => {
+                        accounts.insert(movement.debit_account_id.clone());
+                        accounts.insert(movement.credit_account_id.clone());
+                    }
                 }
             }
             Op::Reverse { id, original, .. } => {
@@ -344,11 +347,9 @@ async fn load(tx: &DatabaseTransaction, ops: &[&Op], lookup: Lookup) -> Result<B
     // The registry decides only between ASSET_NOT_FOUND and ASSET_MISMATCH,
     // so it is read only when some transfer's asset differs from its accounts'.
     let asset_in_doubt = ops.iter().any(|op| match op {
-        Op::Transfer(request) if matches!(request.kind, Kind::Posted | Kind::Pending) => {
-            [&request.debit_account_id, &request.credit_account_id]
-                .iter()
-                .any(|id| state.accounts.get(*id).is_none_or(|account| account.asset_code != request.asset_code))
-        }
+        Op::Transfer(NewTransfer::Movement(movement)) => [&movement.debit_account_id, &movement.credit_account_id]
+            .iter()
+            .any(|id| state.accounts.get(*id).is_none_or(|account| account.asset_code != movement.asset_code)),
         _ => false,
     });
     if asset_in_doubt {

@@ -60,7 +60,7 @@ fn posting_zero_posts_the_whole_hold_and_a_void_releases_it() {
     assert_eq!(totals(&state, "bob").posted(), Some(80));
     let mut state = held();
     let voided = apply(&mut state, resolve("r1", "hold", 5, Kind::VoidPending), &user("u-alice")).unwrap();
-    assert_eq!((voided.amount, voided.status), (80, Status::Voided), "a void's amount is ignored");
+    assert_eq!((voided.amount, voided.status), (80, Status::Voided), "a void releases the whole hold");
     assert_eq!(totals(&state, "alice").available(), Some(100));
 }
 
@@ -68,14 +68,14 @@ fn posting_zero_posts_the_whole_hold_and_a_void_releases_it() {
 fn a_resolution_names_the_holds_accounts_and_asset_or_none() {
     let mut state = held();
     let mut wrong = resolve("r1", "hold", 0, Kind::PostPending);
-    wrong.credit_account_id = "alice".to_owned();
+    wrong.credit_account_id = Some("alice".to_owned());
     assert_eq!(reason(apply(&mut state, wrong, &user("u-alice"))), Reason::InvalidField);
     let mut wrong = resolve("r2", "hold", 0, Kind::PostPending);
-    wrong.asset_code = "EUR".to_owned();
+    wrong.asset_code = Some("EUR".to_owned());
     assert_eq!(reason(apply(&mut state, wrong, &user("u-alice"))), Reason::AssetMismatch);
     let mut right = resolve("r3", "hold", 0, Kind::PostPending);
     (right.debit_account_id, right.credit_account_id, right.asset_code) =
-        ("alice".to_owned(), "bob".to_owned(), "USD".to_owned());
+        (Some("alice".to_owned()), Some("bob".to_owned()), Some("USD".to_owned()));
     apply(&mut state, right, &user("u-alice")).unwrap();
     let unknown = apply(&mut state, resolve("r4", "fund-alice-0", 0, Kind::VoidPending), &operator());
     assert_eq!(reason(unknown), Reason::PendingTransferNotFound, "a posted transfer is not a hold");

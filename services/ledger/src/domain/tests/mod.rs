@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use folio_common::auth::{Principal, PrincipalKind};
 use folio_common::error::{FolioError, Reason};
 
-use super::{Account, AccountKind, AccountStatus, Actor, BatchState, Kind, NewTransfer, Op, Totals, Transfer};
+use super::{
+    Account, AccountKind, AccountStatus, Actor, BatchState, Kind, Movement, NewTransfer, Op, Request, Resolution,
+    Resolve, Totals, Transfer,
+};
 
 /// The batch clock (µs).
 const NOW: i64 = 1_700_000_000_000_000;
@@ -49,30 +52,35 @@ fn book() -> BatchState {
     ])
 }
 
-fn request(id: &str, debit: &str, credit: &str, amount: i64, kind: Kind) -> NewTransfer {
-    NewTransfer {
-        id: id.to_owned(),
+fn request(id: &str, debit: &str, credit: &str, amount: i64, kind: Kind) -> Movement {
+    Movement {
+        request: client_request(id, format!("{id}|{debit}|{credit}|{amount}|{kind:?}")),
         debit_account_id: debit.to_owned(),
         credit_account_id: credit.to_owned(),
         amount,
         asset_code: "USD".to_owned(),
-        kind,
-        pending_id: String::new(),
-        timeout_seconds: if kind == Kind::Pending { 60 } else { 0 },
-        description: String::new(),
-        metadata: BTreeMap::new(),
-        request_hash: format!("{id}|{debit}|{credit}|{amount}|{kind:?}"),
+        hold_seconds: (kind == Kind::Pending).then_some(60),
     }
 }
 
-fn resolve(id: &str, hold: &str, amount: i64, kind: Kind) -> NewTransfer {
-    // Accounts and asset left empty: they are the hold's.
-    NewTransfer {
+/// Posts `amount` of `hold` (0: all of it), or voids it; accounts and asset
+/// left out (they are the hold's).
+fn resolve(id: &str, hold: &str, amount: i64, kind: Kind) -> Resolution {
+    Resolution {
+        request: client_request(id, format!("{id}|{hold}|{amount}|{kind:?}")),
         pending_id: hold.to_owned(),
-        asset_code: String::new(),
-        request_hash: format!("{id}|{hold}|{amount}|{kind:?}"),
-        ..request(id, "", "", amount, kind)
+        action: match kind {
+            Kind::PostPending => Resolve::Post((amount > 0).then_some(amount)),
+            _ => Resolve::Void,
+        },
+        debit_account_id: None,
+        credit_account_id: None,
+        asset_code: None,
     }
+}
+
+fn client_request(id: &str, request_hash: String) -> Request {
+    Request { id: id.to_owned(), description: String::new(), metadata: BTreeMap::new(), request_hash }
 }
 
 fn user(subject: &str) -> Actor {
@@ -99,8 +107,8 @@ fn principal(subject: &str, kind: PrincipalKind, roles: &[&str], granted: &[&str
 }
 
 /// Applies a transfer request as `actor`.
-fn apply(state: &mut BatchState, request: NewTransfer, actor: &Actor) -> Result<Transfer, FolioError> {
-    state.apply(&Op::Transfer(request), actor).map(|t| t.expect("a transfer answers a transfer"))
+fn apply(state: &mut BatchState, request: impl Into<NewTransfer>, actor: &Actor) -> Result<Transfer, FolioError> {
+    state.apply(&Op::Transfer(request.into()), actor).map(|t| t.expect("a transfer answers a transfer"))
 }
 
 /// Funds `account` with `amount` from the bank.

@@ -27,7 +27,7 @@ fn a_known_id_returns_the_original_even_after_the_account_froze() {
     assert_eq!(totals(&state, "alice").posted(), Some(70), "a repeat moves nothing");
     let mut changed = first;
     changed.amount = 31;
-    changed.request_hash.push('*');
+    changed.request.request_hash.push('*');
     assert_eq!(reason(apply(&mut state, changed, &user("u-alice"))), Reason::TransferIdReused);
 }
 
