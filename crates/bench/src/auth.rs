@@ -23,7 +23,7 @@ pub async fn run(phase: Duration, concurrency: usize) -> anyhow::Result<()> {
         ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
         ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
         ("FOLIO__DATABASE__URL", db.url.as_str()),
-        ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", folio_testkit::KEY_ENCRYPTION_KEY),
         ("FOLIO__TELEMETRY__LOG_FILTER", "warn"),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()));

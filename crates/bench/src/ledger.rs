@@ -19,7 +19,7 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const ADMIN_ID: &str = "bench-admin";
 pub const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
 /// Auth's key-encryption key in every benchmark.
-pub const KEY_ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub use folio_testkit::KEY_ENCRYPTION_KEY;
 const LEDGER_ID: &str = "folio-ledger";
 const LEDGER_SECRET: &str = "bench-ledger-secret-0123456789abcdef-01234";
 const GATEWAY_ID: &str = "folio-gateway";

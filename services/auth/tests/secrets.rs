@@ -24,14 +24,13 @@ async fn secrets_never_appear_in_logs_or_later_answers() {
     let dir = tempfile::tempdir().unwrap();
     let operator_email = format!("{}@folio.test", unique("op"));
     let operator_password = format!("Operator {} passphrase", unique(""));
-    let kek = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let mut auth = SpawnedBinary::start(
         env!("CARGO_BIN_EXE_folio-auth"),
         dir.path(),
         &[
             ("FOLIO__DATABASE__URL", &db.url),
             ("FOLIO__TELEMETRY__LOG_FILTER", "debug"),
-            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", kek),
+            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", folio_testkit::KEY_ENCRYPTION_KEY),
             ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL", &operator_email),
             ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD", &operator_password),
         ],
@@ -101,7 +100,7 @@ async fn secrets_never_appear_in_logs_or_later_answers() {
         ("access token", refreshed.access_token.as_str()),
         ("client secret", created.client_secret.as_str()),
         ("service token", service_token.access_token.as_str()),
-        ("key-encryption key", kek),
+        ("key-encryption key", folio_testkit::KEY_ENCRYPTION_KEY),
     ] {
         assert!(!logs.contains(secret), "the {what} appears in the logs");
     }

@@ -44,13 +44,12 @@ async fn killing_the_ledger_mid_traffic_loses_and_duplicates_nothing() {
     let declared = format!(
         "folio-ledger:{ledger_secret}:auth:internal;folio-gateway:{gateway_secret}:auth:internal;drill:{client_secret}:ledger:write ledger:read ledger:admin"
     );
-    let kek = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let auth = SpawnedBinary::start(
         &binary("folio-auth"),
         dir.path(),
         &[
             ("FOLIO__DATABASE__URL", &db.url),
-            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", kek),
+            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", folio_testkit::KEY_ENCRYPTION_KEY),
             ("FOLIO__AUTH__SERVICE_ACCOUNTS", &declared),
         ],
     )

@@ -15,15 +15,12 @@ use sea_orm::{ConnectionTrait, Statement};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request};
 
-const OPERATOR_PASSWORD: &str = "operator-Secret-passphrase-42";
 const PASSWORD: &str = "Correct horse battery staple 9";
 const ACCOUNT_SECRET: &str = "account-secret-0123456789abcdef-0123456789ab";
 const LEDGER_SECRET: &str = "ledger-secret-0123456789abcdef-0123456789abc";
 const WRITER_SECRET: &str = "writer-secret-0123456789abcdef-0123456789abc";
 
-pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-}
+pub use folio_testkit::env;
 
 pub struct Suite {
     pub db: TestDatabase,
@@ -61,22 +58,14 @@ impl Suite {
         let config = folio_common::config::load_from(
             "auth",
             &dir.path().join("none"),
-            env(&[
-                ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__DATABASE__URL", &db.url),
-                ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
-                ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL", &operator_email),
-                ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD", OPERATOR_PASSWORD),
-                ("FOLIO__AUTH__SERVICE_ACCOUNTS", &accounts),
-            ]),
+            folio_testkit::auth_env(&db.url, &operator_email, &accounts),
         )
         .unwrap();
         let auth_shutdown = CancellationToken::new();
         let auth = folio_auth::serve(config, auth_shutdown.clone()).await.unwrap().grpc_addr;
         let mut auth_client = AuthServiceClient::new(lazy_channel(&auth.to_string()).unwrap());
         let operator = auth_client
-            .login(LoginRequest { email: operator_email, password: OPERATOR_PASSWORD.into() })
+            .login(LoginRequest { email: operator_email, password: folio_testkit::OPERATOR_PASSWORD.into() })
             .await
             .unwrap()
             .into_inner()

@@ -14,7 +14,7 @@ use folio_testkit::{TestDatabase, unique};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, transport::Channel};
 
-pub const OPERATOR_PASSWORD: &str = "operator-Secret-passphrase-42";
+pub use folio_testkit::OPERATOR_PASSWORD;
 pub const VERIFIER_ID: &str = "test-verifier";
 pub const VERIFIER_SECRET: &str = "verifier-secret-0123456789abcdef-0123456789";
 pub const PASSWORD: &str = "Correct horse battery staple 9";
@@ -50,23 +50,13 @@ impl Auth {
         folio_testkit::init_logs();
         let db = if options.sqlite { TestDatabase::sqlite() } else { TestDatabase::postgres().await };
         let operator_email = format!("{}@folio.test", unique("op"));
-        let mut env: Vec<(String, String)> = [
-            ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-            ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-            ("FOLIO__DATABASE__URL", db.url.as_str()),
-            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
-            ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL", operator_email.as_str()),
-            ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD", OPERATOR_PASSWORD),
-            ("FOLIO__AUTH__LOCKOUT_BASE_DELAY_MS", "300"),
-            ("FOLIO__AUTH__KEY_ACTIVATION_DELAY_SECS", "1"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        env.push((
-            "FOLIO__AUTH__SERVICE_ACCOUNTS".to_owned(),
-            format!("{VERIFIER_ID}:{VERIFIER_SECRET}:auth:internal ledger:read"),
-        ));
+        let accounts = format!("{VERIFIER_ID}:{VERIFIER_SECRET}:auth:internal ledger:read");
+        let mut env = folio_testkit::auth_env(&db.url, &operator_email, &accounts);
+        for (key, value) in
+            [("FOLIO__AUTH__LOCKOUT_BASE_DELAY_MS", "300"), ("FOLIO__AUTH__KEY_ACTIVATION_DELAY_SECS", "1")]
+        {
+            env.push((key.to_owned(), value.to_owned()));
+        }
         if let Some(url) = &options.redis_url {
             env.push(("FOLIO__REDIS__URL".to_owned(), url.clone()));
         }

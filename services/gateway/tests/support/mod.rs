@@ -18,10 +18,10 @@ use folio_proto::{
         ledger_service_server::{LedgerService, LedgerServiceServer},
     },
 };
+pub use folio_testkit::OPERATOR_PASSWORD;
 use folio_testkit::{TestDatabase, unique};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-pub const OPERATOR_PASSWORD: &str = "operator-Secret-passphrase-42";
 pub const PASSWORD: &str = "Correct horse battery staple 9";
 pub const GATEWAY_SECRET: &str = "gateway-secret-0123456789abcdef-0123456789ab";
 
@@ -86,9 +86,7 @@ impl Drop for Suite {
     }
 }
 
-pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-}
+pub use folio_testkit::env;
 
 impl Suite {
     pub async fn start() -> Self {
@@ -100,15 +98,7 @@ impl Suite {
         let config = folio_common::config::load_from(
             "auth",
             &dir.path().join("none"),
-            env(&[
-                ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__DATABASE__URL", &db.url),
-                ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
-                ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL", &operator_email),
-                ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD", OPERATOR_PASSWORD),
-                ("FOLIO__AUTH__SERVICE_ACCOUNTS", &accounts),
-            ]),
+            folio_testkit::auth_env(&db.url, &operator_email, &accounts),
         )
         .unwrap();
         let shutdown = CancellationToken::new();

@@ -19,13 +19,11 @@ use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, transport::Channel};
 
-const OPERATOR_PASSWORD: &str = "operator-Secret-passphrase-42";
 const PASSWORD: &str = "Correct horse battery staple 9";
 const ADMIN_ID: &str = "test-admin";
 const ADMIN_SECRET: &str = "admin-secret-0123456789abcdef-0123456789abcdef";
 const LEDGER_ID: &str = "folio-ledger";
 const LEDGER_SECRET: &str = "ledger-secret-0123456789abcdef-0123456789abcdef";
-const KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 pub struct Suite {
     pub auth_addr: SocketAddr,
@@ -54,9 +52,7 @@ pub struct Customer {
     pub token: String,
 }
 
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-}
+use folio_testkit::env;
 
 impl Suite {
     pub async fn start() -> Self {
@@ -79,15 +75,7 @@ impl Suite {
         let auth_config = folio_common::config::load_from(
             "auth",
             &nowhere,
-            env(&[
-                ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-                ("FOLIO__DATABASE__URL", &auth_url),
-                ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", KEK),
-                ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL", &operator_email),
-                ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD", OPERATOR_PASSWORD),
-                ("FOLIO__AUTH__SERVICE_ACCOUNTS", &accounts),
-            ]),
+            folio_testkit::auth_env(&auth_url, &operator_email, &accounts),
         )
         .unwrap();
         let shutdown = CancellationToken::new();
@@ -118,7 +106,7 @@ impl Suite {
         }
         let mut auth_client = AuthServiceClient::new(lazy_channel(&auth_addr).unwrap());
         let operator = auth_client
-            .login(LoginRequest { email: operator_email, password: OPERATOR_PASSWORD.into() })
+            .login(LoginRequest { email: operator_email, password: folio_testkit::OPERATOR_PASSWORD.into() })
             .await
             .unwrap()
             .into_inner()

@@ -79,7 +79,7 @@ impl Stack {
         let auth = spawn(
             "auth",
             vec![
-                ("FOLIO__AUTH__KEY_ENCRYPTION_KEY".into(), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
+                ("FOLIO__AUTH__KEY_ENCRYPTION_KEY".into(), folio_testkit::KEY_ENCRYPTION_KEY.into()),
                 ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL".into(), OPERATOR_EMAIL.into()),
                 ("FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD".into(), OPERATOR_PASSWORD.into()),
                 ("FOLIO__AUTH__SERVICE_ACCOUNTS".into(), declared),
