@@ -14,9 +14,12 @@ use folio_proto::ledger::{
 use support::{Suite, assert_reason, bearer, pending, posted, resolve};
 use tonic::Code;
 
-#[tokio::test]
-async fn every_ledger_reason_by_code_and_reason() {
-    let suite = Suite::start().await;
+on_postgres_and_sqlite!(
+    every_ledger_reason_by_code_and_reason,
+    an_overdraft_limit_lets_a_customer_go_that_far_below_zero,
+);
+
+async fn every_ledger_reason_by_code_and_reason(suite: Suite) {
     let customer = suite.customer().await;
     let bank = suite.system_account("USD").await;
     let account = suite.open(&customer.id, AccountKind::Customer, 0, "USD").await;
@@ -240,9 +243,7 @@ async fn every_ledger_reason_by_code_and_reason() {
     assert_reason(admin.set_overdraft_limit(bearer(limit, &suite.admin)).await, Code::InvalidArgument, "INVALID_FIELD");
 }
 
-#[tokio::test]
-async fn an_overdraft_limit_lets_a_customer_go_that_far_below_zero() {
-    let suite = Suite::start().await;
+async fn an_overdraft_limit_lets_a_customer_go_that_far_below_zero(suite: Suite) {
     let customer = suite.customer().await;
     let sink = suite.system_account("USD").await;
     let account = suite.open(&customer.id, AccountKind::Customer, 0, "USD").await;

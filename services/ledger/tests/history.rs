@@ -12,6 +12,8 @@ use folio_proto::ledger::{CreateTransfersRequest, GetBalanceRequest, ListTransfe
 use prost_types::Timestamp;
 use support::{Suite, bearer};
 
+on_postgres_and_sqlite!(time_windows_and_as_of_agree_with_the_full_statement,);
+
 fn micros(t: &Timestamp) -> i64 {
     t.seconds * 1_000_000 + i64::from(t.nanos / 1000)
 }
@@ -47,9 +49,7 @@ async fn statement(suite: &Suite, account: &str, start: Option<i64>, end: Option
     }
 }
 
-#[tokio::test]
-async fn time_windows_and_as_of_agree_with_the_full_statement() {
-    let suite = Suite::start().await;
+async fn time_windows_and_as_of_agree_with_the_full_statement(suite: Suite) {
     let bank = suite.system_account("USD").await;
     let account = suite.system_account("USD").await;
     // Groups written in one call share a time; pauses separate the groups.

@@ -14,14 +14,23 @@ use folio_proto::ledger::{
 use support::{Suite, assert_reason, bearer, invariants, pending, posted, reason, resolve};
 use tonic::Code;
 
+on_postgres_and_sqlite!(
+    a_customer_moves_money_and_both_balances_follow,
+    fifty_concurrent_debits_of_ten_from_a_hundred_let_exactly_ten_through,
+    thirty_two_concurrent_calls_with_one_id_make_one_transfer,
+    holds_reduce_available_resolve_once_and_expire,
+    a_retry_returns_the_original_even_after_freeze_or_resolution,
+    an_invalid_transfer_in_an_atomic_batch_of_a_thousand_writes_nothing,
+    reversals_swap_the_sides_once,
+    balances_as_of_replay_the_statement_and_pages_never_skip_or_repeat,
+);
+
 async fn balance(suite: &Suite, account: &str) -> folio_proto::ledger::Balance {
     let request = GetBalanceRequest { account_id: account.to_owned(), as_of: None };
     suite.ledger().get_balance(bearer(request, &suite.writer)).await.unwrap().into_inner().balance.unwrap()
 }
 
-#[tokio::test]
-async fn a_customer_moves_money_and_both_balances_follow() {
-    let suite = Suite::start().await;
+async fn a_customer_moves_money_and_both_balances_follow(suite: Suite) {
     let alice = suite.customer().await;
     let bob = suite.customer().await;
     let bank = suite.system_account("USD").await;
@@ -71,9 +80,7 @@ async fn a_customer_moves_money_and_both_balances_follow() {
     invariants::check(&suite.ledger_db().await).await;
 }
 
-#[tokio::test]
-async fn fifty_concurrent_debits_of_ten_from_a_hundred_let_exactly_ten_through() {
-    let suite = Suite::start().await;
+async fn fifty_concurrent_debits_of_ten_from_a_hundred_let_exactly_ten_through(suite: Suite) {
     let owner = suite.customer().await;
     let bank = suite.system_account("USD").await;
     let account = suite.open(&owner.id, AccountKind::Customer, 0, "USD").await;
@@ -101,9 +108,7 @@ async fn fifty_concurrent_debits_of_ten_from_a_hundred_let_exactly_ten_through()
     invariants::check(&suite.ledger_db().await).await;
 }
 
-#[tokio::test]
-async fn thirty_two_concurrent_calls_with_one_id_make_one_transfer() {
-    let suite = Suite::start().await;
+async fn thirty_two_concurrent_calls_with_one_id_make_one_transfer(suite: Suite) {
     let bank = suite.system_account("USD").await;
     let target = suite.system_account("USD").await;
     let request = posted(&bank, &target, 777);
@@ -128,9 +133,7 @@ async fn thirty_two_concurrent_calls_with_one_id_make_one_transfer() {
     );
 }
 
-#[tokio::test]
-async fn holds_reduce_available_resolve_once_and_expire() {
-    let suite = Suite::start().await;
+async fn holds_reduce_available_resolve_once_and_expire(suite: Suite) {
     let owner = suite.customer().await;
     let bank = suite.system_account("USD").await;
     let shop = suite.system_account("USD").await;
@@ -204,9 +207,7 @@ async fn holds_reduce_available_resolve_once_and_expire() {
     invariants::check(&suite.ledger_db().await).await;
 }
 
-#[tokio::test]
-async fn a_retry_returns_the_original_even_after_freeze_or_resolution() {
-    let suite = Suite::start().await;
+async fn a_retry_returns_the_original_even_after_freeze_or_resolution(suite: Suite) {
     let owner = suite.customer().await;
     let bank = suite.system_account("USD").await;
     let account = suite.open(&owner.id, AccountKind::Customer, 0, "USD").await;
@@ -258,9 +259,7 @@ async fn a_retry_returns_the_original_even_after_freeze_or_resolution() {
     assert_eq!(original_hold.status, TransferStatus::PostedFromPending as i32, "the hold shows its resolution");
 }
 
-#[tokio::test]
-async fn an_invalid_transfer_in_an_atomic_batch_of_a_thousand_writes_nothing() {
-    let suite = Suite::start().await;
+async fn an_invalid_transfer_in_an_atomic_batch_of_a_thousand_writes_nothing(suite: Suite) {
     let bank = suite.system_account("USD").await;
     let target = suite.system_account("USD").await;
     let euros = suite.system_account("EUR").await;
@@ -306,9 +305,7 @@ async fn an_invalid_transfer_in_an_atomic_batch_of_a_thousand_writes_nothing() {
     invariants::check(&suite.ledger_db().await).await;
 }
 
-#[tokio::test]
-async fn reversals_swap_the_sides_once() {
-    let suite = Suite::start().await;
+async fn reversals_swap_the_sides_once(suite: Suite) {
     let customer = suite.customer().await;
     let bank = suite.system_account("USD").await;
     let account = suite.open(&customer.id, AccountKind::Customer, 0, "USD").await;
@@ -371,9 +368,7 @@ async fn reversals_swap_the_sides_once() {
     invariants::check(&suite.ledger_db().await).await;
 }
 
-#[tokio::test]
-async fn balances_as_of_replay_the_statement_and_pages_never_skip_or_repeat() {
-    let suite = Suite::start().await;
+async fn balances_as_of_replay_the_statement_and_pages_never_skip_or_repeat(suite: Suite) {
     let bank = suite.system_account("USD").await;
     let account = suite.system_account("USD").await;
     let mut moments = Vec::new();

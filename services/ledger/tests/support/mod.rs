@@ -258,3 +258,24 @@ pub fn assert_reason<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code:
         }
     }
 }
+
+/// Runs each named `async fn(Suite)` twice, as `<name>::on_postgres` and
+/// `<name>::on_sqlite` (what `make run` uses), with one ledger instance.
+#[macro_export]
+macro_rules! on_postgres_and_sqlite {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test]
+                async fn on_postgres() {
+                    super::$test($crate::support::Suite::start_with(1, false).await).await;
+                }
+
+                #[tokio::test]
+                async fn on_sqlite() {
+                    super::$test($crate::support::Suite::start_with(1, true).await).await;
+                }
+            }
+        )*
+    };
+}
