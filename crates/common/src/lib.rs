@@ -13,6 +13,7 @@ pub mod server;
 pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;
+pub mod time;
 pub mod validate;
 
 pub use tokio_util::sync::CancellationToken;

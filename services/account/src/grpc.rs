@@ -1,5 +1,6 @@
 //! The gRPC face of the account service (domain `account.folio`).
 
+use folio_common::time::timestamp;
 use folio_common::{
     auth::principal,
     error::{Failure, FolioError},
@@ -25,13 +26,6 @@ fn fail(failure: impl Into<Failure>) -> Status {
 
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     principal(request).map(Caller::from_principal).map_err(fail)
-}
-
-fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1000).unwrap_or(0),
-    }
 }
 
 fn message(account: &Account) -> pb::Account {

@@ -1,6 +1,7 @@
 //! The gRPC face of auth: converts messages, reads the caller and request
 //! context, calls [`AuthCore`], and maps failures to statuses (domain `auth.folio`).
 
+use folio_common::time::timestamp;
 use folio_common::{
     auth::{Principal, principal},
     error::Failure,
@@ -31,13 +32,6 @@ fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
     principal(request).cloned().map_err(fail)
 }
 
-fn timestamp_micros(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1000).unwrap_or(0),
-    }
-}
-
 fn timestamp_secs(seconds: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds, nanos: 0 }
 }
@@ -49,7 +43,7 @@ fn user_message(user: &User) -> pb::User {
         display_name: user.display_name.clone(),
         roles: roles_of(user),
         disabled: user.disabled,
-        created_at: Some(timestamp_micros(user.created_at)),
+        created_at: Some(timestamp(user.created_at)),
     }
 }
 
@@ -59,16 +53,16 @@ fn service_account_message(account: &ServiceAccount) -> pb::ServiceAccount {
         name: account.name.clone(),
         scopes: scopes_of(account),
         disabled: account.disabled,
-        created_at: Some(timestamp_micros(account.created_at)),
+        created_at: Some(timestamp(account.created_at)),
     }
 }
 
 fn session_message(session: &sessions::Model, current: Option<&str>) -> pb::Session {
     pb::Session {
         id: session.id.clone(),
-        created_at: Some(timestamp_micros(session.created_at)),
-        last_used_at: Some(timestamp_micros(session.last_used_at)),
-        expires_at: Some(timestamp_micros(session.expires_at)),
+        created_at: Some(timestamp(session.created_at)),
+        last_used_at: Some(timestamp(session.last_used_at)),
+        expires_at: Some(timestamp(session.expires_at)),
         client_ip: session.client_ip.clone(),
         user_agent: session.user_agent.clone(),
         current: current == Some(session.id.as_str()),
@@ -124,7 +118,7 @@ impl AuthService for AuthApi {
             access_token,
             refresh_token,
             access_token_expires_at: Some(timestamp_secs(access_expires_at)),
-            refresh_token_expires_at: Some(timestamp_micros(refresh_expires_at_micros)),
+            refresh_token_expires_at: Some(timestamp(refresh_expires_at_micros)),
             session_id,
             user: Some(user_message(&user)),
         }))
@@ -137,7 +131,7 @@ impl AuthService for AuthApi {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             access_token_expires_at: Some(timestamp_secs(tokens.access_expires_at)),
-            refresh_token_expires_at: Some(timestamp_micros(tokens.refresh_expires_at_micros)),
+            refresh_token_expires_at: Some(timestamp(tokens.refresh_expires_at_micros)),
             session_id: tokens.session_id,
         }))
     }
@@ -290,7 +284,7 @@ impl AuthService for AuthApi {
     ) -> Reply<pb::RotateSigningKeyResponse> {
         let principal = caller(&request)?;
         let (kid, signs_from) = self.core.rotate_signing_key(&principal).await.map_err(fail)?;
-        Ok(Response::new(pb::RotateSigningKeyResponse { kid, signs_from: Some(timestamp_micros(signs_from)) }))
+        Ok(Response::new(pb::RotateSigningKeyResponse { kid, signs_from: Some(timestamp(signs_from)) }))
     }
 }
 

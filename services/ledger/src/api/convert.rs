@@ -1,29 +1,10 @@
 //! Domain values to protobuf messages.
 
-use folio_common::error::FolioError;
 use folio_proto::ledger as pb;
 
 use crate::domain::{Account, AccountKind, AccountStatus, Kind, Side, Status, Totals, Transfer};
 
-/// µs since the epoch as a Timestamp.
-pub fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1000).unwrap_or(0),
-    }
-}
-
-/// A Timestamp from a caller as µs since the epoch: `INVALID_FIELD` for
-/// nanos outside 0..1e9 or seconds outside 0001-01-01..9999-12-31 (the
-/// range protobuf defines).
-pub fn micros(field: &str, timestamp: &prost_types::Timestamp) -> Result<i64, FolioError> {
-    const MIN_SECONDS: i64 = -62_135_596_800;
-    const MAX_SECONDS: i64 = 253_402_300_799;
-    if !(0..1_000_000_000).contains(&timestamp.nanos) || !(MIN_SECONDS..=MAX_SECONDS).contains(&timestamp.seconds) {
-        return Err(FolioError::invalid_field(field, "is not a valid timestamp"));
-    }
-    Ok(timestamp.seconds * 1_000_000 + i64::from(timestamp.nanos / 1000))
-}
+pub use folio_common::time::{micros, timestamp};
 
 fn kind(kind: Kind) -> pb::TransferKind {
     match kind {
