@@ -12,7 +12,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll, ready},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -51,13 +51,22 @@ pub enum Lane {
 /// A sender per endpoint and lane.
 type Open = HashMap<(SocketAddr, Lane), SendRequest<Bytes>>;
 
+/// The last failed connect of an endpoint and lane: when, and why.
+type LastFailure = Option<(Instant, String)>;
+
+/// The connect lock of each endpoint and lane, holding its last failure.
+type ConnectSlots = HashMap<(SocketAddr, Lane), Arc<tokio::sync::Mutex<LastFailure>>>;
+
 /// Connections to every endpoint this gateway has called.
 #[derive(Clone, Default)]
 pub struct Connections {
     open: Arc<Mutex<Open>>,
-    /// One connect at a time per gateway: a burst of calls to an endpoint
-    /// whose connection broke makes one new connection, not one each.
-    connecting: Arc<tokio::sync::Mutex<()>>,
+    /// One connect at a time per endpoint and lane: a burst of calls to an
+    /// endpoint whose connection broke makes one new connection, not one
+    /// each, and an endpoint that takes no connection holds up only its own
+    /// callers (one lock for the whole gateway made a call to a healthy
+    /// upstream wait out every queued connect to a dead one).
+    connecting: Arc<Mutex<ConnectSlots>>,
 }
 
 impl Connections {
@@ -84,16 +93,38 @@ impl Connections {
         {
             return Ok(ready);
         }
-        let _one_connect = self.connecting.lock().await;
-        // Another call may have connected while this one waited.
+        let slot = self.slot(addr, lane);
+        let waiting_since = Instant::now();
+        let mut last_failure = slot.lock().await;
+        // Another call may have connected while this one waited, or failed
+        // to: then this one fails too rather than wait out another attempt.
         if let Some(sender) = self.cached(addr, lane)
             && let Ok(ready) = sender.ready().await
         {
             return Ok(ready);
         }
-        let sender = connect(addr).await?;
+        if let Some((at, why)) = last_failure.as_ref()
+            && *at >= waiting_since
+        {
+            return Err(ConnectError(addr, why.clone()));
+        }
+        let sender = match connect(addr).await {
+            Ok(sender) => sender,
+            Err(error) => {
+                *last_failure = Some((Instant::now(), error.1.clone()));
+                return Err(error);
+            }
+        };
+        *last_failure = None;
         self.open.lock().unwrap_or_else(PoisonError::into_inner).insert((addr, lane), sender.clone());
         sender.ready().await.map_err(|error| ConnectError(addr, error.to_string()))
+    }
+
+    /// The connect lock of `addr` and `lane` (endpoints are few: the
+    /// upstreams' addresses, two lanes each).
+    fn slot(&self, addr: SocketAddr, lane: Lane) -> Arc<tokio::sync::Mutex<LastFailure>> {
+        let mut slots = self.connecting.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(slots.entry((addr, lane)).or_default())
     }
 
     fn cached(&self, addr: SocketAddr, lane: Lane) -> Option<SendRequest<Bytes>> {

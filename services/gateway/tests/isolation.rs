@@ -2,7 +2,8 @@
 //! An upstream answer with an enormous header block does not tear down the
 //! connection other calls ride on; bodies that never arrive are cut at the
 //! deadline and cannot take every permit; answers a caller never reads do not
-//! stall the connection to the upstream; made-up paths add no metric series.
+//! stall the connection to the upstream; an upstream that takes no
+//! connection delays no call to another; made-up paths add no metric series.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -258,5 +259,59 @@ async fn callers_that_never_read_their_answers_do_not_stall_the_shared_upstream_
             matches!(answer, Ok(Ok(_))),
             "call {i} of a customer who reads stalled behind answers another never reads: {answer:?}"
         );
+    }
+}
+
+/// An address that takes no connection: a listener that never accepts,
+/// with its accept queue filled, so the kernel drops every further SYN
+/// and a connect waits until the caller gives up.
+async fn black_hole() -> (SocketAddr, Vec<tokio::net::TcpStream>, tokio::net::TcpListener) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            Ok(Err(error)) => panic!("the black hole refused instead of dropping: {error}"),
+            Err(_) => break,
+        }
+        assert!(queued.len() < 64, "the accept queue never filled");
+    }
+    (addr, queued, listener)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_takes_no_connection_delays_no_call_to_another() {
+    let mut suite = Suite::start().await;
+    let (hole, _queued, _listener) = black_hole().await;
+    let (ledger, _stub, _stop) = support::stub_ledger("ledger").await;
+    let gateway = suite.gateway(&ledger.to_string(), &[("FOLIO__UPSTREAMS__ACCOUNT", &hole.to_string())]).await;
+    let token = suite.customer(gateway).await;
+    // Callers of the unreachable account service: each of their connects
+    // waits out the connect timeout.
+    let account = folio_proto::account::account_service_client::AccountServiceClient::new(
+        folio_common::client::lazy_channel(&gateway.to_string()).unwrap(),
+    );
+    let stuck: Vec<_> = (0..16)
+        .map(|_| {
+            let (mut account, token) = (account.clone(), token.clone());
+            tokio::spawn(async move {
+                let request = folio_proto::account::GetAccountRequest { account_id: uuid::Uuid::new_v4().to_string() };
+                account.get_account(bearer(request, &token)).await.map(|_| ())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The ledger's first call needs a connection of its own too.
+    let started = Instant::now();
+    let answer = ledger_client(gateway).list_assets(bearer(ListAssetsRequest::default(), &token)).await;
+    let took = started.elapsed();
+    answer.expect("a call to a healthy upstream");
+    assert!(took < Duration::from_millis(1_500), "a call to the ledger waited {took:?} behind the account's connects");
+    for call in stuck {
+        let status = call.await.unwrap().expect_err("the account service is unreachable");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     }
 }
