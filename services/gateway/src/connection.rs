@@ -139,7 +139,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, ConnectError> {
         .map_err(|_| refused(&"timed out"))?
         .map_err(|error| refused(&error))?;
     tcp.set_nodelay(true).map_err(|error| refused(&error))?;
-    let (sender, connection) = h2::client::Builder::new()
+    let handshake = h2::client::Builder::new()
         .max_header_list_size(MAX_HEADER_LIST_BYTES)
         // Each call is paced by its own stream window; the connection's is
         // as large as HTTP/2 allows. One connection carries every caller's
@@ -148,8 +148,12 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, ConnectError> {
         // stall every other call on the connection.
         .initial_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(MAX_WINDOW_BYTES)
-        .handshake::<_, Bytes>(tcp)
+        .handshake::<_, Bytes>(tcp);
+    // The handshake only writes the preface, but a socket that takes no
+    // bytes would hold it (and this endpoint's connect lock) forever.
+    let (sender, connection) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
         .await
+        .map_err(|_| refused(&"the HTTP/2 handshake timed out"))?
         .map_err(|error| refused(&error))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
