@@ -15,7 +15,7 @@ pub trait ServiceBinary {
     /// `auth`, `account`, `ledger` or `gateway`.
     const NAME: &'static str;
     /// The service's own subcommands ([`NoExtraCommands`] when none).
-    type Extra: Subcommand + Send;
+    type Extra: ExtraCommands;
 
     /// Starts serving until `shutdown`.
     fn serve(
@@ -25,14 +25,23 @@ pub trait ServiceBinary {
 
     /// Applies the service's migrations and returns.
     fn migrate(config: LoadedConfig) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
 
-    /// Runs one of the service's own subcommands.
-    fn run_extra(config: LoadedConfig, command: Self::Extra) -> impl Future<Output = anyhow::Result<()>> + Send;
+/// A service's own subcommands, beside `serve` and `migrate`.
+pub trait ExtraCommands: Subcommand + Send {
+    /// Runs this subcommand.
+    fn run(self, config: LoadedConfig) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// For services without subcommands of their own.
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum NoExtraCommands {}
+
+impl ExtraCommands for NoExtraCommands {
+    async fn run(self, _config: LoadedConfig) -> anyhow::Result<()> {
+        match self {}
+    }
+}
 
 #[derive(Debug, Parser)]
 struct Cli<E: Subcommand> {
@@ -76,7 +85,7 @@ pub fn main<S: ServiceBinary>() -> ExitCode {
                 server.wait().await
             }
             Command::Migrate => S::migrate(loaded).await,
-            Command::Extra(extra) => S::run_extra(loaded, extra).await,
+            Command::Extra(extra) => extra.run(loaded).await,
         }
     });
     match result {

@@ -83,8 +83,4 @@ impl ServiceBinary for Binary {
     async fn migrate(config: LoadedConfig) -> anyhow::Result<()> {
         migrate_only::<Migrator>(&config.common, SCHEMA).await
     }
-
-    async fn run_extra(_config: LoadedConfig, command: NoExtraCommands) -> anyhow::Result<()> {
-        match command {}
-    }
 }

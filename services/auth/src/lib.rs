@@ -20,7 +20,7 @@ use std::path::Path;
 use anyhow::Context;
 use folio_common::{
     CancellationToken,
-    cli::ServiceBinary,
+    cli::{ExtraCommands, ServiceBinary},
     config::LoadedConfig,
     foundation::{Foundation, migrate_only},
     server::{RunningServer, ServerBuilder},
@@ -176,9 +176,11 @@ impl ServiceBinary for Binary {
     async fn migrate(config: LoadedConfig) -> anyhow::Result<()> {
         migrate_only::<Migrator>(&config.common, SCHEMA).await
     }
+}
 
-    async fn run_extra(config: LoadedConfig, command: AuthCommand) -> anyhow::Result<()> {
-        match command {
+impl ExtraCommands for AuthCommand {
+    async fn run(self, config: LoadedConfig) -> anyhow::Result<()> {
+        match self {
             AuthCommand::CreateOperator { email, display_name } => {
                 let settings: AuthSettings = config.section("auth")?;
                 let foundation = Foundation::open::<Migrator>(&config.common, SCHEMA).await?;

@@ -119,8 +119,4 @@ impl ServiceBinary for Binary {
     async fn migrate(_config: LoadedConfig) -> anyhow::Result<()> {
         Ok(())
     }
-
-    async fn run_extra(_config: LoadedConfig, command: NoExtraCommands) -> anyhow::Result<()> {
-        match command {}
-    }
 }
