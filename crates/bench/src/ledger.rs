@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use folio_testkit::{TestDatabase, probe::SpawnedBinary};
+use folio_testkit::{KEY_ENCRYPTION_KEY, TestDatabase, probe::SpawnedBinary};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -18,8 +18,6 @@ use crate::{
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const ADMIN_ID: &str = "bench-admin";
 pub const ADMIN_SECRET: &str = "bench-admin-secret-0123456789abcdef-012345";
-/// Auth's key-encryption key in every benchmark.
-pub use folio_testkit::KEY_ENCRYPTION_KEY;
 const LEDGER_ID: &str = "folio-ledger";
 const LEDGER_SECRET: &str = "bench-ledger-secret-0123456789abcdef-01234";
 const GATEWAY_ID: &str = "folio-gateway";

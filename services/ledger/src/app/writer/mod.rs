@@ -340,7 +340,6 @@ async fn load(tx: &DatabaseTransaction, ops: &[&Op], lookup: Lookup) -> Result<B
         }
     }
     state.reversed = store::reversed_among(tx, &originals).await?.into_iter().collect();
-    accounts.remove("");
     for account in store::lock_accounts(tx, &accounts).await? {
         state.accounts.insert(account.id.clone(), account);
     }
