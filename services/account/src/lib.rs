@@ -4,18 +4,16 @@
 //! account belongs to and makes sure its ledger side is never lost or
 //! opened twice (an outbox in the same transaction as the account row).
 //!
-//! Layout: `grpc` adapts messages; `create` and `lifecycle` hold the
-//! operations; `outbox` finishes openings the ledger missed; `ledger` calls it.
+//! Layout: `api` parses messages into `domain` values and converts answers
+//! back; `app` runs each use case (the ledger first where it is
+//! authoritative) and the outbox that finishes openings the ledger missed;
+//! `domain` holds the rules; `store` every SQL statement.
 
-mod core;
-mod create;
-mod entities;
-mod grpc;
-mod ledger;
-mod ledger_change;
-mod lifecycle;
+mod api;
+mod app;
+mod domain;
 mod migration;
-mod outbox;
+mod store;
 
 use std::time::Duration;
 
@@ -55,14 +53,14 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let settings: AccountSettings = config.section("account")?;
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
-    let ledger = ledger::Ledger::new(lazy_channel(&common.upstreams.ledger)?, auth.tokens.clone());
+    let ledger = app::ledger_client::Ledger::new(lazy_channel(&common.upstreams.ledger)?, auth.tokens.clone());
     let page_tokens = folio_common::paging::PageTokens::load(&foundation.db).await?;
-    let core = core::AccountCore::new(foundation.db.clone(), ledger, page_tokens);
-    outbox::spawn(core.clone(), Duration::from_millis(settings.outbox_interval_ms), shutdown.clone());
+    let core = app::AccountCore::new(foundation.db.clone(), ledger, page_tokens);
+    app::outbox::spawn(core.clone(), Duration::from_millis(settings.outbox_interval_ms), shutdown.clone());
     ServerBuilder::new(SCHEMA, common.server.clone())
         .authenticate_with(auth.verifier)
         .add_service(
-            AccountServiceServer::new(grpc::AccountApi::new(core))
+            AccountServiceServer::new(api::account::AccountApi::new(core))
                 .max_decoding_message_size(common.server.max_message_bytes),
         )
         .start(shutdown)

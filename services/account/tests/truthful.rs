@@ -195,3 +195,41 @@ async fn a_ledger_ahead_of_the_record_is_repaired_and_never_answered_ok_unapplie
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn of_renames_racing_with_one_etag_exactly_one_is_answered_ok_and_it_is_what_stays() {
+    let suite = Suite::start(true).await;
+    let (_, token) = suite.customer().await;
+    let mut client = suite.client();
+    let account = client.create_account(bearer(create("USD", "Mine"), &token)).await.unwrap().into_inner();
+    let account = account.account.unwrap();
+    for round in 0..5 {
+        let got = client.get_account(bearer(GetAccountRequest { account_id: account.id.clone() }, &token)).await;
+        let etag = got.unwrap().into_inner().account.unwrap().etag;
+        let renames: Vec<_> = (0..8)
+            .map(|n| {
+                let (mut client, token) = (suite.client(), token.clone());
+                let rename = UpdateAccountRequest {
+                    account_id: account.id.clone(),
+                    etag: etag.clone(),
+                    update_mask: mask("display_name"),
+                    display_name: format!("Round {round} by {n}"),
+                    ..Default::default()
+                };
+                tokio::spawn(async move { client.update_account(bearer(rename, &token)).await })
+            })
+            .collect();
+        let mut answered_ok = Vec::new();
+        for rename in renames {
+            match rename.await.unwrap() {
+                Ok(reply) => answered_ok.push(reply.into_inner().account.unwrap().display_name),
+                Err(status) => {
+                    assert_eq!((status.code(), reason_of(&status).as_deref()), (Code::Aborted, Some("ETAG_MISMATCH")));
+                }
+            }
+        }
+        assert_eq!(answered_ok.len(), 1, "round {round}: one etag, OK answers {answered_ok:?}");
+        let got = client.get_account(bearer(GetAccountRequest { account_id: account.id.clone() }, &token)).await;
+        assert_eq!(got.unwrap().into_inner().account.unwrap().display_name, answered_ok[0], "round {round}");
+    }
+}

@@ -12,15 +12,11 @@
 //!   the ledger's state and records it within seconds.
 
 use folio_common::error::{Failure, FolioError, Reason};
-use folio_proto::ledger::{AccountStatus, LedgerAccount};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, Set,
-};
+use sea_orm::ConnectionTrait;
 
-use crate::core::{Account, AccountCore, StatusChange};
-use crate::entities::accounts;
+use super::AccountCore;
+use crate::domain::{Account, AccountStatus, LedgerState, ValidChanges};
+use crate::store::{self, audit::StatusChange};
 
 /// What the ledger is asked to change.
 #[derive(Debug, Clone, Copy)]
@@ -39,15 +35,6 @@ pub struct Intent<'a> {
     pub actor: &'a str,
     /// The caller's reason.
     pub reason: &'a str,
-}
-
-/// Local fields changed together with the ledger's (UpdateAccount).
-#[derive(Default)]
-pub struct LocalEdits {
-    /// New display name.
-    pub display_name: Option<String>,
-    /// New metadata (JSON).
-    pub metadata: Option<String>,
 }
 
 /// Versions tried past the ledger's before giving up (each try that is not
@@ -70,12 +57,12 @@ fn unconfirmed() -> Failure {
 
 impl AccountCore {
     /// Locks the account, runs `check` on it, applies `intent` in the ledger
-    /// and records the ledger's state with `edits`, all or nothing.
+    /// and records the ledger's state with the local `edits`, all or nothing.
     pub(crate) async fn change_in_ledger(
         &self,
         id: &str,
         intent: Intent<'_>,
-        edits: LocalEdits,
+        edits: &ValidChanges,
         check: impl FnOnce(&Account) -> Result<(), Failure>,
     ) -> Result<Account, Failure> {
         let tx = folio_common::db::begin_write(&self.db, None).await?;
@@ -90,7 +77,7 @@ impl AccountCore {
             }
             Err(failure) => return Err(failure),
         };
-        let updated = self.record(&tx, account, &ledger, edits, intent.actor, intent.reason).await?;
+        let updated = record(&tx, &edits.apply_local(&account), ledger, intent.actor, intent.reason).await?;
         if let Err(error) = tx.commit().await {
             tracing::error!(%error, account_id = id, "recording a change the ledger applied failed; repairing");
             self.mark_resync(id).await;
@@ -101,7 +88,7 @@ impl AccountCore {
 
     /// Sends the change with the next version; past the ledger's own
     /// version when it turns out to be ahead of ours.
-    async fn apply_in_ledger(&self, id: &str, change: LedgerChange, ours: i64) -> Result<LedgerAccount, Failure> {
+    async fn apply_in_ledger(&self, id: &str, change: LedgerChange, ours: i64) -> Result<LedgerState, Failure> {
         let mut version = ours.saturating_add(1);
         for _ in 0..ATTEMPTS {
             let reply = match change {
@@ -109,69 +96,18 @@ impl AccountCore {
                 LedgerChange::OverdraftLimit(limit) => self.ledger.set_overdraft_limit(id, limit, version).await?,
             };
             if reply.applied {
-                return Ok(reply.account);
+                return Ok(reply.state);
             }
-            tracing::warn!(account_id = id, ours, ledger = reply.account.version, "the ledger was ahead; resending");
-            version = reply.account.version.saturating_add(1);
+            tracing::warn!(account_id = id, ours, ledger = reply.state.version, "the ledger was ahead; resending");
+            version = reply.state.version.saturating_add(1);
         }
         Err(unconfirmed())
-    }
-
-    /// The account, locked for the rest of `tx` (SQLite: `tx` holds the
-    /// write lock from its BEGIN IMMEDIATE).
-    async fn lock(&self, tx: &DatabaseTransaction, id: &str) -> Result<Account, Failure> {
-        if tx.get_database_backend() == DbBackend::Sqlite {
-            return self.find(tx, id).await;
-        }
-        accounts::Entity::find_by_id(id.to_owned())
-            .lock_exclusive()
-            .one(tx)
-            .await?
-            .ok_or_else(|| FolioError::new(Reason::AccountNotFound, "no such account").into())
-    }
-
-    /// Writes the ledger's state (and `edits`) over the local record, with
-    /// an audit entry when the status changes.
-    async fn record(
-        &self,
-        db: &impl ConnectionTrait,
-        current: Account,
-        ledger: &LedgerAccount,
-        edits: LocalEdits,
-        actor: &str,
-        reason: &str,
-    ) -> Result<Account, Failure> {
-        let now = self.now(db).await?;
-        let status = i16::try_from(ledger.status).unwrap_or(current.status);
-        if status != current.status {
-            let change = StatusChange { account_id: &current.id, from: current.status, to: status, actor, reason };
-            self.audit_status(db, change, now).await?;
-        }
-        let mut row: accounts::ActiveModel = current.clone().into();
-        row.status = Set(status);
-        row.overdraft_limit = Set(ledger.overdraft_limit);
-        row.version = Set(Ord::max(current.version, ledger.version));
-        row.revision = Set(current.revision + 1);
-        row.updated_at = Set(now);
-        row.resync_due = Set(false);
-        if let Some(name) = edits.display_name {
-            row.display_name = Set(name);
-        }
-        if let Some(metadata) = edits.metadata {
-            row.metadata = Set(metadata);
-        }
-        Ok(row.update(db).await?)
     }
 
     /// Marks the account for the repair pass (best effort: a failure here is
     /// logged; the next change of the account re-reads the ledger anyway).
     async fn mark_resync(&self, id: &str) {
-        let marked = accounts::Entity::update_many()
-            .col_expr(accounts::Column::ResyncDue, Expr::value(true))
-            .filter(accounts::Column::Id.eq(id))
-            .exec(&self.db)
-            .await;
-        if let Err(error) = marked {
+        if let Err(error) = store::accounts::set_resync_due(&self.db, id, true).await {
             tracing::error!(%error, account_id = id, "could not mark an account for repair");
         }
     }
@@ -179,30 +115,45 @@ impl AccountCore {
     /// The repair pass: re-reads the ledger's state of every marked account
     /// and records it where the ledger is ahead.
     pub(crate) async fn repair_pass(&self) -> Result<(), Failure> {
-        let due = accounts::Entity::find().filter(accounts::Column::ResyncDue.eq(true)).limit(50).all(&self.db).await?;
-        for account in due {
-            let ledger = match self.ledger.state(&account.id).await {
+        for id in store::accounts::resync_due(&self.db, 50).await? {
+            let ledger = match self.ledger.state(&id).await {
                 Ok(ledger) => ledger,
                 Err(failure) => {
-                    tracing::debug!(account_id = %account.id, %failure, "repair: the ledger did not answer");
+                    tracing::debug!(account_id = %id, %failure, "repair: the ledger did not answer");
                     continue;
                 }
             };
             let tx = folio_common::db::begin_write(&self.db, None).await?;
-            let current = self.lock(&tx, &account.id).await?;
+            let current = self.lock(&tx, &id).await?;
             if ledger.version > current.version {
-                tracing::warn!(account_id = %account.id, "repair: recording the ledger's state");
+                tracing::warn!(account_id = %id, "repair: recording the ledger's state");
                 let reason = "recorded from the ledger after a change whose outcome was unknown";
-                self.record(&tx, current, &ledger, LocalEdits::default(), REPAIRER, reason).await?;
+                record(&tx, &current, ledger, REPAIRER, reason).await?;
             } else {
-                accounts::Entity::update_many()
-                    .col_expr(accounts::Column::ResyncDue, Expr::value(false))
-                    .filter(accounts::Column::Id.eq(&account.id))
-                    .exec(&tx)
-                    .await?;
+                store::accounts::set_resync_due(&tx, &id, false).await?;
             }
             tx.commit().await?;
         }
         Ok(())
     }
+}
+
+/// Writes the ledger's `state` over `account` (already holding any local
+/// edits), with an audit entry when the status changes.
+async fn record(
+    db: &impl ConnectionTrait,
+    account: &Account,
+    state: LedgerState,
+    actor: &str,
+    reason: &str,
+) -> Result<Account, Failure> {
+    let now = store::now(db).await?;
+    if state.status != account.status {
+        let change = StatusChange { account_id: &account.id, from: account.status, to: state.status, actor, reason };
+        store::audit::append(db, change, now).await?;
+    }
+    // The row is locked (or, on SQLite, the database), so no write comes first.
+    store::accounts::save(db, &account.with_ledger_state(state), now, true)
+        .await?
+        .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account {} changed under its lock", account.id)))
 }

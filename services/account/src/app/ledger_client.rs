@@ -17,7 +17,7 @@ use folio_proto::ledger::{
 };
 use tonic::{Code, transport::Channel};
 
-use crate::entities::accounts;
+use crate::domain::{Account, AccountStatus, LedgerState};
 
 /// How long an inline ledger call may take before the caller is answered without it.
 pub const INLINE_DEADLINE: Duration = Duration::from_secs(2);
@@ -38,7 +38,7 @@ pub struct Applied {
     /// False when the version was not newer than the ledger's: nothing changed.
     pub applied: bool,
     /// The ledger's state after the call.
-    pub account: pb::LedgerAccount,
+    pub state: LedgerState,
 }
 
 impl Applied {
@@ -46,7 +46,11 @@ impl Applied {
         let account = account.ok_or_else(|| {
             Failure::Internal(anyhow::anyhow!("the ledger answered a change without the account's state"))
         })?;
-        Ok(Self { applied, account })
+        let status = AccountStatus::from_number(account.status).ok_or_else(|| {
+            Failure::Internal(anyhow::anyhow!("the ledger answered an unknown account status {}", account.status))
+        })?;
+        let state = LedgerState { status, overdraft_limit: account.overdraft_limit, version: account.version };
+        Ok(Self { applied, state })
     }
 }
 
@@ -95,12 +99,12 @@ impl Ledger {
     }
 
     /// OpenAccount for a stored account (idempotent in the ledger).
-    pub async fn open(&self, account: &accounts::Model, deadline: Duration) -> Opened {
+    pub async fn open(&self, account: &Account, deadline: Duration) -> Opened {
         let message = pb::OpenAccountRequest {
             account_id: account.id.clone(),
             owner_id: account.owner_id.clone(),
             asset_code: account.asset_code.clone(),
-            kind: i32::from(account.kind),
+            kind: account.kind as i32,
             overdraft_limit: account.overdraft_limit,
         };
         let result = match self.request(message, deadline).await {
@@ -117,7 +121,7 @@ impl Ledger {
     }
 
     /// SetAccountStatus: whether the ledger applied it, and its state after the call.
-    pub async fn set_status(&self, id: &str, status: pb::AccountStatus, version: i64) -> Result<Applied, Failure> {
+    pub async fn set_status(&self, id: &str, status: AccountStatus, version: i64) -> Result<Applied, Failure> {
         let message = pb::SetAccountStatusRequest { account_id: id.to_owned(), status: status as i32, version };
         let request = self.request(message, INLINE_DEADLINE).await.map_err(|s| from_ledger(&s))?;
         let reply = self.admin.clone().set_account_status(request).await.map_err(|s| from_ledger(&s))?.into_inner();
@@ -135,8 +139,8 @@ impl Ledger {
     /// The ledger's status, limit and version of an account, read without
     /// changing anything: a change with version 0 is never newer than the
     /// ledger's, so it is answered `applied = false` with the current state.
-    pub async fn state(&self, id: &str) -> Result<pb::LedgerAccount, Failure> {
-        Ok(self.set_status(id, pb::AccountStatus::Active, 0).await?.account)
+    pub async fn state(&self, id: &str) -> Result<LedgerState, Failure> {
+        Ok(self.set_status(id, AccountStatus::Active, 0).await?.state)
     }
 
     /// The current balance, or `None` when the ledger does not answer in time.

@@ -7,17 +7,17 @@
 use std::time::Duration;
 
 use folio_common::error::Failure;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::AccountCore;
-use crate::entities::outbox;
-use crate::ledger::{INLINE_DEADLINE, Opened};
+use super::AccountCore;
+use super::ledger_client::{INLINE_DEADLINE, Opened};
+use crate::store::{self, outbox::Retry};
 
 /// A claimed job is left alone by other replicas for this long.
 const CLAIM_FOR_MICROS: i64 = 30_000_000;
 const MAX_BACKOFF_MICROS: i64 = 60_000_000;
+/// Jobs worked per pass.
+const BATCH: u64 = 50;
 
 /// Works the outbox every `interval` until `shutdown`.
 pub fn spawn(core: AccountCore, interval: Duration, shutdown: CancellationToken) {
@@ -35,24 +35,10 @@ pub fn spawn(core: AccountCore, interval: Duration, shutdown: CancellationToken)
 }
 
 async fn pass(core: &AccountCore) -> Result<(), Failure> {
-    let now = core.now(&core.db).await?;
-    let due = outbox::Entity::find()
-        .filter(outbox::Column::Done.eq(false))
-        .filter(outbox::Column::NextAttemptAt.lte(now))
-        .order_by_asc(outbox::Column::NextAttemptAt)
-        .limit(50)
-        .all(&core.db)
-        .await?;
-    for job in due {
+    let now = store::now(&core.db).await?;
+    for job in store::outbox::due(&core.db, now, BATCH).await? {
         // Claim it: only the replica whose update matches works this attempt.
-        let claimed = outbox::Entity::update_many()
-            .col_expr(outbox::Column::NextAttemptAt, Expr::value(now + CLAIM_FOR_MICROS))
-            .filter(outbox::Column::AccountId.eq(&job.account_id))
-            .filter(outbox::Column::NextAttemptAt.eq(job.next_attempt_at))
-            .exec(&core.db)
-            .await?
-            .rows_affected;
-        if claimed == 0 {
+        if !store::outbox::claim(&core.db, &job, now + CLAIM_FOR_MICROS).await? {
             continue;
         }
         let account = core.find(&core.db, &job.account_id).await?;
@@ -70,14 +56,8 @@ async fn pass(core: &AccountCore) -> Result<(), Failure> {
         };
         let attempts = job.attempts.saturating_add(1);
         let backoff = Ord::min(1_000_000i64 << attempts.clamp(0, 6), MAX_BACKOFF_MICROS);
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::Attempts, Expr::value(attempts))
-            .col_expr(outbox::Column::NextAttemptAt, Expr::value(now + backoff))
-            .col_expr(outbox::Column::LastError, Expr::value(error.chars().take(500).collect::<String>()))
-            .col_expr(outbox::Column::Done, Expr::value(give_up))
-            .filter(outbox::Column::AccountId.eq(&job.account_id))
-            .exec(&core.db)
-            .await?;
+        let retry = Retry { attempts, next_attempt_at: now + backoff, error: &error, give_up };
+        store::outbox::reschedule(&core.db, &job.account_id, retry).await?;
     }
     Ok(())
 }

@@ -1,0 +1,47 @@
+//! The account service's use cases: each loads accounts from the store,
+//! lets the domain decide, asks the ledger where it is authoritative, and
+//! records the outcome. The outbox worker and the repair pass finish what a
+//! ledger that did not answer left undone.
+
+mod create;
+mod ledger_change;
+pub mod ledger_client;
+mod lifecycle;
+pub mod outbox;
+
+use folio_common::{
+    error::{Failure, FolioError, Reason},
+    paging::PageTokens,
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+
+use crate::domain::Account;
+use crate::store;
+use ledger_client::Ledger;
+
+/// Everything the use cases need.
+#[derive(Clone)]
+pub struct AccountCore {
+    db: DatabaseConnection,
+    ledger: Ledger,
+    page_tokens: PageTokens,
+}
+
+fn not_found() -> Failure {
+    FolioError::new(Reason::AccountNotFound, "no such account").into()
+}
+
+impl AccountCore {
+    /// Use cases over `db`, calling `ledger`.
+    pub fn new(db: DatabaseConnection, ledger: Ledger, page_tokens: PageTokens) -> Self {
+        Self { db, ledger, page_tokens }
+    }
+
+    async fn find(&self, db: &impl ConnectionTrait, id: &str) -> Result<Account, Failure> {
+        store::accounts::find(db, id).await?.ok_or_else(not_found)
+    }
+
+    async fn lock(&self, tx: &DatabaseTransaction, id: &str) -> Result<Account, Failure> {
+        store::accounts::lock(tx, id).await?.ok_or_else(not_found)
+    }
+}
