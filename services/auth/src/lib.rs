@@ -2,15 +2,15 @@
 //! (DESIGN.md section 3, `folio.auth.v1.AuthService` and
 //! `AuthInternalService`), owning schema `auth`.
 //!
-//! Layout: `grpc` adapts messages; `service` holds one operation per RPC;
-//! `domain` the rules (password policy and hashing, tokens, keys, lock-out);
-//! `store` the tables.
+//! Layout: `api` adapts messages; `app` holds one use case per RPC, the
+//! keyring, the lock-out and auth's own verifier; `domain` the records and
+//! rules (fields, password policy and hashing, tokens, key sealing);
+//! `store` every SQL statement.
 
+mod api;
+mod app;
 mod domain;
-mod grpc;
-mod local_auth;
 mod migration;
-mod service;
 pub mod settings;
 mod store;
 
@@ -30,12 +30,9 @@ use folio_proto::auth::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use domain::{
-    keyring::{Kek, Keyring},
-    password_hasher::PasswordHasher,
-};
+use app::{AuthCore, keyring::Keyring};
+use domain::{kek::Kek, password_hasher::PasswordHasher};
 pub use migration::Migrator;
-use service::AuthCore;
 use settings::AuthSettings;
 
 /// The schema this service owns.
@@ -52,11 +49,11 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     if let (Some(email), Some(password)) = (&settings.bootstrap_operator_email, &settings.bootstrap_operator_password) {
         core.ensure_operator(email, password).await?;
     }
-    let verifier = local_auth::local_verifier(core.keyring().clone(), foundation.db.clone());
+    let verifier = app::local_auth::local_verifier(core.keyring().clone(), foundation.db.clone());
     verifier.refresh_revocations().await.context("reading revocations")?;
     verifier.spawn_refresh(Some(foundation.cache.clone()), shutdown.clone());
     spawn_housekeeping(foundation.db.clone(), shutdown.clone());
-    let api = grpc::AuthApi::new(core.clone());
+    let api = api::auth::AuthApi::new(core.clone());
     ServerBuilder::new(SCHEMA, common.server.clone())
         .authenticate_with(verifier)
         .admin_routes(jwks_route(core.keyring().clone()))

@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use folio_common::auth::{AUDIENCE, AccessClaims, ISSUER};
-use jsonwebtoken::{Algorithm, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sha2::{Digest, Sha256};
-
-use super::keyring::Keyring;
 
 /// A signed access token and when it expires (seconds since the epoch).
 pub struct AccessToken {
@@ -38,46 +36,41 @@ pub enum Subject<'a> {
     },
 }
 
-/// Signs access tokens with the keyring's current key.
-#[derive(Clone)]
-pub struct TokenIssuer {
-    keyring: Keyring,
-    ttl: Duration,
+/// The key that signs now, as the keyring hands it out.
+pub struct ActiveKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// The private key.
+    pub key: EncodingKey,
+    /// The database clock when the key was chosen (µs).
+    pub now_micros: i64,
 }
 
-impl TokenIssuer {
-    /// Tokens valid for `ttl` (at most 15 minutes).
-    pub fn new(keyring: Keyring, ttl: Duration) -> Self {
-        Self { keyring, ttl }
-    }
-
-    /// Signs an access token for `subject`.
-    pub async fn access_token(&self, subject: Subject<'_>) -> anyhow::Result<AccessToken> {
-        let (kid, key, now_micros) = self.keyring.signing_key().await?;
-        let now = now_micros / 1_000_000;
-        let exp = now + i64::try_from(self.ttl.as_secs()).unwrap_or(900);
-        let (sub, sid, roles, scope) = match subject {
-            Subject::User { id, session_id, roles } => (id, Some(session_id.to_owned()), roles.to_vec(), None),
-            Subject::Service { client_id, scopes } => (client_id, None, Vec::new(), Some(scopes.join(" "))),
-        };
-        let claims = AccessClaims {
-            iss: ISSUER.to_owned(),
-            aud: AUDIENCE.to_owned(),
-            sub: sub.to_owned(),
-            sid,
-            jti: uuid::Uuid::new_v4().to_string(),
-            iat: now,
-            nbf: now,
-            exp,
-            roles,
-            scope,
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("at+jwt".to_owned());
-        header.kid = Some(kid);
-        let token = jsonwebtoken::encode(&header, &claims, &key)?;
-        Ok(AccessToken { token, expires_at: exp })
-    }
+/// Signs an access token for `subject`, valid for `ttl` from the key's clock.
+pub fn sign(subject: Subject<'_>, active: ActiveKey, ttl: Duration) -> anyhow::Result<AccessToken> {
+    let now = active.now_micros / 1_000_000;
+    let exp = now + i64::try_from(ttl.as_secs()).unwrap_or(900);
+    let (sub, sid, roles, scope) = match subject {
+        Subject::User { id, session_id, roles } => (id, Some(session_id.to_owned()), roles.to_vec(), None),
+        Subject::Service { client_id, scopes } => (client_id, None, Vec::new(), Some(scopes.join(" "))),
+    };
+    let claims = AccessClaims {
+        iss: ISSUER.to_owned(),
+        aud: AUDIENCE.to_owned(),
+        sub: sub.to_owned(),
+        sid,
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: now,
+        nbf: now,
+        exp,
+        roles,
+        scope,
+    };
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some("at+jwt".to_owned());
+    header.kid = Some(active.kid);
+    let token = jsonwebtoken::encode(&header, &claims, &active.key)?;
+    Ok(AccessToken { token, expires_at: exp })
 }
 
 /// A new refresh token: 256 bits from the OS CSPRNG, base64url.

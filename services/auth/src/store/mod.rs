@@ -1,5 +1,16 @@
-//! Persistence of the `auth` schema.
+//! SQL of the `auth` schema: every statement, answering domain values.
 
 pub mod audit;
-pub mod entities;
+mod entities;
 pub mod revocations;
+pub mod service_accounts;
+pub mod sessions;
+pub mod signing_keys;
+pub mod users;
+
+use sea_orm::{ConnectionTrait, DbErr};
+
+/// The database's clock (µs): one clock for every replica.
+pub async fn now(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    folio_common::db::now(db).await.map(|at| at.timestamp_micros())
+}

@@ -7,30 +7,25 @@ use folio_common::{
     db::{RetryPolicy, TxError, run_in_tx},
     error::{Failure, FolioError, Reason},
 };
-use sea_orm::sea_query::ExprTrait as _;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr};
+use sea_orm::SqlErr;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::{AuthCore, known_subset, page_size, require_operator};
-use crate::domain::tokens::{AccessToken, Subject, hashes_equal, new_client_secret, secret_hash};
+use super::{AuthCore, page_size, require_operator};
+use crate::domain::{
+    fields::known_subset,
+    records::ServiceAccount,
+    tokens::{AccessToken, Subject, hashes_equal, new_client_secret, secret_hash},
+};
 use crate::settings::DeclaredServiceAccount;
 use crate::store::{
+    self,
     audit::{self, Action},
-    entities::service_accounts,
     revocations::{self, Kind},
 };
 
-/// A service account as stored.
-pub type ServiceAccount = service_accounts::Model;
-
-/// The scopes of a stored account.
-pub fn scopes_of(account: &ServiceAccount) -> Vec<String> {
-    account.scopes.split_whitespace().map(str::to_owned).collect()
-}
-
-fn validate_scopes(requested: &[String]) -> Result<String, Failure> {
-    Ok(known_subset("scopes", requested, scopes::ALL)?.join(" "))
+fn validate_scopes(requested: &[String]) -> Result<Vec<String>, Failure> {
+    Ok(known_subset("scopes", requested, scopes::ALL)?.into_iter().map(str::to_owned).collect())
 }
 
 impl AuthCore {
@@ -54,18 +49,16 @@ impl AuthCore {
             let (client_id, granted, hash) = (client_id.clone(), granted.clone(), secret_hash(&secret));
             async move {
                 let now = self.now(&*tx).await?;
-                let account = service_accounts::ActiveModel {
-                    client_id: Set(client_id.clone()),
-                    name: Set(name.to_owned()),
-                    scopes: Set(granted.clone()),
-                    secret_hash: Set(hash),
-                    disabled: Set(false),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-                .insert(&*tx)
-                .await
-                .map_err(|error| match error.sql_err() {
+                let account = ServiceAccount {
+                    client_id: client_id.clone(),
+                    name: name.to_owned(),
+                    scopes: granted.clone(),
+                    secret_hash: hash,
+                    disabled: false,
+                    created_at: now,
+                    updated_at: now,
+                };
+                store::service_accounts::insert(&*tx, &account).await.map_err(|error| match error.sql_err() {
                     Some(SqlErr::UniqueConstraintViolation(_)) => Failure::from(FolioError::new(
                         Reason::ServiceAccountExists,
                         "a service account with this name exists",
@@ -78,7 +71,7 @@ impl AuthCore {
                     &principal.subject,
                     Action::ServiceAccountCreated,
                     &client_id,
-                    json!({ "scopes": granted }),
+                    json!({ "scopes": granted.join(" ") }),
                 )
                 .await?;
                 Ok::<_, TxError<Failure>>(account)
@@ -105,8 +98,7 @@ impl AuthCore {
 
     async fn find_service_account(&self, client_id: &str) -> Result<ServiceAccount, Failure> {
         folio_common::validate::checked_text("client_id", client_id, TextRule::Line)?;
-        service_accounts::Entity::find_by_id(client_id.to_owned())
-            .one(&self.db)
+        store::service_accounts::find(&self.db, client_id)
             .await?
             .ok_or_else(|| FolioError::new(Reason::ServiceAccountNotFound, "no such service account").into())
     }
@@ -120,17 +112,8 @@ impl AuthCore {
     ) -> Result<(Vec<ServiceAccount>, String), Failure> {
         require_operator(principal)?;
         let limit = page_size(size, 50, 200)?;
-        let mut query = service_accounts::Entity::find()
-            .order_by_asc(service_accounts::Column::CreatedAt)
-            .order_by_asc(service_accounts::Column::ClientId);
-        if let Some((at, id)) = self.page_tokens.decode(token)? {
-            query = query.filter(
-                service_accounts::Column::CreatedAt
-                    .gt(at)
-                    .or(service_accounts::Column::CreatedAt.eq(at).and(service_accounts::Column::ClientId.gt(id))),
-            );
-        }
-        let page = query.limit(limit + 1).all(&self.db).await?;
+        let after = self.page_tokens.decode(token)?;
+        let page = store::service_accounts::page(&self.db, after, limit + 1).await?;
         Ok(folio_common::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.client_id)))
     }
 
@@ -145,13 +128,7 @@ impl AuthCore {
         self.refuse_if_provisioned(client_id)?;
         let secret = new_client_secret();
         let now = self.now(&self.db).await?;
-        service_accounts::ActiveModel {
-            secret_hash: Set(secret_hash(&secret)),
-            updated_at: Set(now),
-            ..account.into()
-        }
-        .update(&self.db)
-        .await?;
+        store::service_accounts::set_secret(&self.db, &account.client_id, secret_hash(&secret), None, now).await?;
         audit::append(&self.db, now, &principal.subject, Action::ServiceAccountSecretRotated, client_id, json!({}))
             .await?;
         Ok(secret)
@@ -171,10 +148,8 @@ impl AuthCore {
             async move {
                 let now = self.now(&*tx).await?;
                 let id = account.client_id.clone();
-                let account =
-                    service_accounts::ActiveModel { disabled: Set(true), updated_at: Set(now), ..account.into() }
-                        .update(&*tx)
-                        .await?;
+                store::service_accounts::disable(&*tx, &id, now).await?;
+                let account = ServiceAccount { disabled: true, updated_at: now, ..account };
                 revocations::add(&*tx, Kind::ServiceAccount, &id, now).await?;
                 audit::append(&*tx, now, &principal.subject, Action::ServiceAccountDisabled, &id, json!({})).await?;
                 Ok::<_, TxError<Failure>>(account)
@@ -195,7 +170,7 @@ impl AuthCore {
     ) -> Result<(AccessToken, Vec<String>), Failure> {
         folio_common::validate::checked_text("client_id", client_id, TextRule::Line)?;
         folio_common::validate::lines("scopes", requested)?;
-        let account = service_accounts::Entity::find_by_id(client_id.to_owned()).one(&self.db).await?;
+        let account = store::service_accounts::find(&self.db, client_id).await?;
         let presented = secret_hash(secret.expose_secret());
         // Compare against something even for unknown ids, in constant time.
         let stored = account.as_ref().map_or_else(|| "0".repeat(presented.len()), |a| a.secret_hash.clone());
@@ -206,7 +181,7 @@ impl AuthCore {
         if account.disabled {
             return Err(FolioError::new(Reason::UserDisabled, "this service account is disabled").into());
         }
-        let available = scopes_of(&account);
+        let available = account.scopes.clone();
         let granted = if requested.is_empty() {
             available
         } else {
@@ -230,31 +205,25 @@ impl AuthCore {
         for account in declared {
             let hash = secret_hash(account.secret.expose_secret());
             let scopes = account.scopes.join(" ");
-            let now = folio_common::db::now(&self.db).await?.timestamp_micros();
-            match service_accounts::Entity::find_by_id(account.client_id.clone()).one(&self.db).await? {
-                Some(existing) if hashes_equal(&existing.secret_hash, &hash) && existing.scopes == scopes => {}
+            let now = store::now(&self.db).await?;
+            match store::service_accounts::find(&self.db, &account.client_id).await? {
+                Some(existing) if hashes_equal(&existing.secret_hash, &hash) && existing.scopes.join(" ") == scopes => {
+                }
                 Some(existing) => {
-                    service_accounts::ActiveModel {
-                        secret_hash: Set(hash),
-                        scopes: Set(scopes),
-                        updated_at: Set(now),
-                        ..existing.into()
-                    }
-                    .update(&self.db)
-                    .await?;
+                    let client_id = &existing.client_id;
+                    store::service_accounts::set_secret(&self.db, client_id, hash, Some(&account.scopes), now).await?;
                 }
                 None => {
-                    service_accounts::ActiveModel {
-                        client_id: Set(account.client_id.clone()),
-                        name: Set(account.client_id.clone()),
-                        scopes: Set(scopes.clone()),
-                        secret_hash: Set(hash),
-                        disabled: Set(false),
-                        created_at: Set(now),
-                        updated_at: Set(now),
-                    }
-                    .insert(&self.db)
-                    .await?;
+                    let created = ServiceAccount {
+                        client_id: account.client_id.clone(),
+                        name: account.client_id.clone(),
+                        scopes: account.scopes.clone(),
+                        secret_hash: hash,
+                        disabled: false,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    store::service_accounts::insert(&self.db, &created).await?;
                     audit::append(
                         &self.db,
                         now,

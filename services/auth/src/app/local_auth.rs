@@ -8,7 +8,7 @@ use folio_proto::auth::{Jwk, ListRevocationsResponse};
 use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
-use crate::domain::keyring::Keyring;
+use super::keyring::Keyring;
 
 struct LocalKeys(Keyring);
 

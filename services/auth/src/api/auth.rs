@@ -1,5 +1,6 @@
-//! The gRPC face of auth: converts messages, reads the caller and request
-//! context, calls [`AuthCore`], and maps failures to statuses (domain `auth.folio`).
+//! `AuthService` and `AuthInternalService`: converts messages, reads the
+//! caller and request context, calls [`AuthCore`], and maps failures to
+//! statuses (domain `auth.folio`).
 
 use folio_common::time::timestamp;
 use folio_common::{
@@ -12,12 +13,8 @@ use folio_proto::auth::{
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
-use crate::service::{
-    AuthCore, IssuedTokens, LoginContext,
-    service_accounts::{ServiceAccount, scopes_of},
-    users::{User, roles_of},
-};
-use crate::store::entities::sessions;
+use crate::app::{AuthCore, IssuedTokens, LoginContext};
+use crate::domain::records::{ServiceAccount, Session, User};
 
 /// The error domain of every auth answer.
 pub const DOMAIN: &str = "auth.folio";
@@ -41,7 +38,7 @@ fn user_message(user: &User) -> pb::User {
         id: user.id.clone(),
         email: user.email.clone(),
         display_name: user.display_name.clone(),
-        roles: roles_of(user),
+        roles: user.roles.clone(),
         disabled: user.disabled,
         created_at: Some(timestamp(user.created_at)),
     }
@@ -51,13 +48,13 @@ fn service_account_message(account: &ServiceAccount) -> pb::ServiceAccount {
     pb::ServiceAccount {
         client_id: account.client_id.clone(),
         name: account.name.clone(),
-        scopes: scopes_of(account),
+        scopes: account.scopes.clone(),
         disabled: account.disabled,
         created_at: Some(timestamp(account.created_at)),
     }
 }
 
-fn session_message(session: &sessions::Model, current: Option<&str>) -> pb::Session {
+fn session_message(session: &Session, current: Option<&str>) -> pb::Session {
     pb::Session {
         id: session.id.clone(),
         created_at: Some(timestamp(session.created_at)),

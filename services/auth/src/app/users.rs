@@ -5,29 +5,21 @@ use folio_common::{
     db::{RetryPolicy, run_in_tx},
     error::{Failure, FolioError, Reason},
 };
-use sea_orm::sea_query::ExprTrait as _;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
-    sea_query::Expr,
-};
+use sea_orm::{ConnectionTrait, SqlErr};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::{AuthCore, known_subset, normalize_email, page_size, parse_id, require_operator};
-use crate::domain::password_policy;
+use super::{AuthCore, page_size, require_operator};
+use crate::domain::{
+    fields::{known_subset, normalize_email, parse_id},
+    password_policy,
+    records::User,
+};
 use crate::store::{
+    self,
     audit::{self, Action},
-    entities::{password_credentials, sessions, users},
     revocations::{self, Kind},
 };
-
-/// A user as stored, with roles split.
-pub type User = users::Model;
-
-/// The roles of a stored user.
-pub fn roles_of(user: &User) -> Vec<String> {
-    user.roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()
-}
 
 fn validate_display_name(name: &str) -> Result<String, Failure> {
     Ok(folio_common::validate::text("display_name", name, 1, 100)?)
@@ -54,37 +46,21 @@ impl AuthCore {
         // Hash outside the transaction: it is slow and needs no lock.
         let password_hash = self.hasher.hash(password).await?;
         let id = uuid::Uuid::now_v7().to_string();
-        let roles = user_roles.join(",");
         let user = run_in_tx(&self.db, "auth_register", RetryPolicy::default(), |tx| {
-            let (id, email, display_name, roles, password_hash) =
-                (id.clone(), email.clone(), display_name.clone(), roles.clone(), password_hash.clone());
+            let (id, email, display_name, password_hash) =
+                (id.clone(), email.clone(), display_name.clone(), password_hash.clone());
             async move {
                 let now = self.now(&*tx).await?;
-                let user = users::ActiveModel {
-                    id: Set(id.clone()),
-                    email: Set(email),
-                    display_name: Set(display_name),
-                    roles: Set(roles),
-                    disabled: Set(false),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-                .insert(&*tx)
-                .await
-                .map_err(|error| match error.sql_err() {
+                let roles = user_roles.iter().map(|role| (*role).to_owned()).collect();
+                let user = User { id, email, display_name, roles, disabled: false, created_at: now, updated_at: now };
+                store::users::insert(&*tx, &user, password_hash).await.map_err(|error| match error.sql_err() {
                     Some(SqlErr::UniqueConstraintViolation(_)) => {
                         Failure::from(FolioError::new(Reason::EmailTaken, "this email is already registered"))
                     }
                     _ => Failure::from(error),
                 })?;
-                password_credentials::ActiveModel {
-                    user_id: Set(id.clone()),
-                    password_hash: Set(password_hash),
-                    updated_at: Set(now),
-                }
-                .insert(&*tx)
-                .await?;
-                audit::append(&*tx, now, actor, Action::Register, &id, json!({ "roles": user.roles })).await?;
+                let detail = json!({ "roles": user_roles.join(",") });
+                audit::append(&*tx, now, actor, Action::Register, &user.id, detail).await?;
                 Ok(user)
             }
         })
@@ -95,7 +71,7 @@ impl AuthCore {
     /// Creates the configured bootstrap operator when no user has that email.
     pub async fn ensure_operator(&self, email: &str, password: &SecretString) -> anyhow::Result<()> {
         let normalized = normalize_email(email).map_err(|e| anyhow::anyhow!("bootstrap operator email: {e}"))?;
-        if users::Entity::find().filter(users::Column::Email.eq(&normalized)).one(&self.db).await?.is_some() {
+        if store::users::by_email(&self.db, &normalized).await?.is_some() {
             return Ok(());
         }
         match self.create_user(&normalized, password, "Operator", &[roles::OPERATOR], "bootstrap").await {
@@ -108,13 +84,6 @@ impl AuthCore {
             Err(Failure::Caller(error)) => anyhow::bail!("bootstrap operator: {error}"),
             Err(Failure::Internal(error)) => Err(error.context("creating the bootstrap operator")),
         }
-    }
-
-    pub(super) async fn find_user(&self, db: &impl ConnectionTrait, id: &str) -> Result<User, Failure> {
-        users::Entity::find_by_id(id.to_owned())
-            .one(db)
-            .await?
-            .ok_or_else(|| FolioError::new(Reason::UserNotFound, "no such user").into())
     }
 
     /// GetCurrentUser.
@@ -132,13 +101,7 @@ impl AuthCore {
     ) -> Result<(Vec<User>, String), Failure> {
         require_operator(principal)?;
         let limit = page_size(size, 50, 200)?;
-        let mut query = users::Entity::find().order_by_asc(users::Column::CreatedAt).order_by_asc(users::Column::Id);
-        if let Some((at, id)) = self.page_tokens.decode(token)? {
-            query = query.filter(
-                users::Column::CreatedAt.gt(at).or(users::Column::CreatedAt.eq(at).and(users::Column::Id.gt(id))),
-            );
-        }
-        let page = query.limit(limit + 1).all(&self.db).await?;
+        let page = store::users::page(&self.db, self.page_tokens.decode(token)?, limit + 1).await?;
         Ok(folio_common::paging::finish_page(page, limit, |u| self.page_tokens.encode(u.created_at, &u.id)))
     }
 
@@ -168,9 +131,7 @@ impl AuthCore {
             async move {
                 let user = self.find_user(&*tx, &user_id).await?;
                 let now = self.now(&*tx).await?;
-                let user = users::ActiveModel { disabled: Set(disabled), updated_at: Set(now), ..user.into() }
-                    .update(&*tx)
-                    .await?;
+                store::users::set_disabled(&*tx, &user_id, disabled, now).await?;
                 let action = if disabled {
                     self.end_sessions_of(&*tx, &user_id, None, now, "user disabled").await?;
                     revocations::add(&*tx, Kind::User, &user_id, now).await?;
@@ -180,7 +141,7 @@ impl AuthCore {
                     Action::UserEnabled
                 };
                 audit::append(&*tx, now, &principal.subject, action, &user_id, json!({ "reason": reason })).await?;
-                Ok(user)
+                Ok(User { disabled, updated_at: now, ..user })
             }
         })
         .await?;
@@ -199,29 +160,20 @@ impl AuthCore {
         require_operator(principal)?;
         let user_id = parse_id("user_id", user_id)?;
         let wanted = known_subset("roles", new_roles, roles::ALL)?;
-        let joined = wanted.join(",");
         let (user, removed) = run_in_tx(&self.db, "auth_set_roles", RetryPolicy::default(), |tx| {
-            let (user_id, joined, wanted) = (user_id.clone(), joined.clone(), wanted.clone());
+            let (user_id, wanted) = (user_id.clone(), wanted.clone());
             async move {
                 let user = self.find_user(&*tx, &user_id).await?;
-                let removed = roles_of(&user).iter().any(|old| !wanted.contains(&old.as_str()));
+                let removed = user.roles.iter().any(|old| !wanted.contains(&old.as_str()));
                 let now = self.now(&*tx).await?;
-                let user = users::ActiveModel { roles: Set(joined.clone()), updated_at: Set(now), ..user.into() }
-                    .update(&*tx)
-                    .await?;
+                store::users::set_roles(&*tx, &user_id, &wanted, now).await?;
                 if removed {
                     self.end_sessions_of(&*tx, &user_id, None, now, "roles reduced").await?;
                 }
-                audit::append(
-                    &*tx,
-                    now,
-                    &principal.subject,
-                    Action::RolesChanged,
-                    &user_id,
-                    json!({ "roles": joined }),
-                )
-                .await?;
-                Ok((user, removed))
+                let detail = json!({ "roles": wanted.join(",") });
+                audit::append(&*tx, now, &principal.subject, Action::RolesChanged, &user_id, detail).await?;
+                let roles = wanted.iter().map(|role| (*role).to_owned()).collect();
+                Ok((User { roles, updated_at: now, ..user }, removed))
             }
         })
         .await?;
@@ -240,23 +192,11 @@ impl AuthCore {
         now: i64,
         why: &str,
     ) -> Result<(), Failure> {
-        let mut live = sessions::Entity::find()
-            .filter(sessions::Column::UserId.eq(user_id))
-            .filter(sessions::Column::RevokedAt.is_null())
-            .filter(sessions::Column::ExpiresAt.gt(now));
-        if let Some(keep) = keep {
-            live = live.filter(sessions::Column::Id.ne(keep));
-        }
-        let ids: Vec<String> = live.select_only().column(sessions::Column::Id).into_tuple().all(db).await?;
+        let ids = store::sessions::live_ids(db, user_id, keep, now).await?;
         if ids.is_empty() {
             return Ok(());
         }
-        sessions::Entity::update_many()
-            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
-            .col_expr(sessions::Column::RevokeReason, Expr::value(why))
-            .filter(sessions::Column::Id.is_in(ids.clone()))
-            .exec(db)
-            .await?;
+        store::sessions::revoke(db, &ids, now, why).await?;
         for id in ids {
             revocations::add(db, Kind::Session, &id, now).await?;
         }

@@ -8,69 +8,25 @@ use std::{
 };
 
 use anyhow::Context;
-use base64::{Engine, engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD};
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, aead::Aead, aead::Payload};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::{SigningKey, pkcs8::EncodePrivateKey};
 use folio_common::auth::MAX_ACCESS_TOKEN_LIFETIME;
 use folio_common::db::{RetryPolicy, TxError, run_in_tx};
 use folio_proto::auth::Jwk;
 use jsonwebtoken::EncodingKey;
-use sea_orm::sea_query::ExprTrait as _;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, Set,
-};
-use secrecy::{ExposeSecret, SecretBox};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use crate::store::entities::signing_keys;
+use crate::domain::{
+    kek::Kek,
+    tokens::{self, AccessToken, ActiveKey, Subject},
+};
+use crate::store::{self, signing_keys::StoredKey};
 
 /// Keys stay published this long after they stop signing (the longest token
 /// lifetime plus clock leeway).
 const PUBLISHED_AFTER_RETIREMENT: Duration = Duration::from_secs(MAX_ACCESS_TOKEN_LIFETIME.as_secs() + 60);
 /// How long the in-memory copy of the key table is trusted.
 const RELOAD_EVERY: Duration = Duration::from_secs(5);
-
-/// The key-encryption key that seals private keys at rest.
-pub struct Kek(SecretBox<[u8; 32]>);
-
-impl Kek {
-    /// From base64 of 32 bytes.
-    pub fn from_base64(encoded: &str) -> anyhow::Result<Self> {
-        let bytes = STANDARD.decode(encoded.trim()).context("`auth.key_encryption_key` is not base64")?;
-        let key: [u8; 32] =
-            bytes.try_into().map_err(|_| anyhow::anyhow!("`auth.key_encryption_key` must decode to 32 bytes"))?;
-        Ok(Self(SecretBox::new(Box::new(key))))
-    }
-
-    /// A fresh random key, base64.
-    pub fn generate_base64() -> String {
-        STANDARD.encode(rand::random::<[u8; 32]>())
-    }
-
-    fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(self.0.expose_secret().into())
-    }
-
-    /// nonce ‖ ciphertext, base64; `kid` is bound as associated data so a
-    /// sealed key cannot be swapped onto another row.
-    fn seal(&self, kid: &str, plaintext: &[u8]) -> anyhow::Result<String> {
-        let nonce: [u8; 12] = rand::random();
-        let sealed = self
-            .cipher()
-            .encrypt((&nonce).into(), Payload { msg: plaintext, aad: kid.as_bytes() })
-            .map_err(|_| anyhow::anyhow!("sealing a signing key failed"))?;
-        Ok(STANDARD.encode([nonce.as_slice(), &sealed].concat()))
-    }
-
-    fn open(&self, kid: &str, sealed: &str) -> anyhow::Result<Vec<u8>> {
-        let raw = STANDARD.decode(sealed).context("sealed key is not base64")?;
-        anyhow::ensure!(raw.len() > 12, "sealed key too short");
-        let (nonce, ciphertext) = raw.split_at(12);
-        self.cipher()
-            .decrypt(nonce.into(), Payload { msg: ciphertext, aad: kid.as_bytes() })
-            .map_err(|_| anyhow::anyhow!("signing key {kid} does not open with the configured key-encryption key"))
-    }
-}
 
 struct LoadedKey {
     kid: String,
@@ -105,8 +61,8 @@ impl Keyring {
     /// A keyring over the `signing_keys` table; creates the first key when there is none.
     pub async fn open(db: DatabaseConnection, kek: Kek) -> anyhow::Result<Self> {
         let keyring = Self { db, kek: Arc::new(kek), snapshot: Arc::new(RwLock::new(None)) };
-        if signing_keys::Entity::find().one(&keyring.db).await?.is_none() {
-            let now = folio_common::db::now(&keyring.db).await?.timestamp_micros();
+        if !store::signing_keys::any(&keyring.db).await? {
+            let now = store::now(&keyring.db).await?;
             keyring.insert_key(&keyring.db, now).await?;
         }
         keyring.reload().await?;
@@ -117,32 +73,25 @@ impl Keyring {
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
         let kid = uuid::Uuid::new_v4().simple().to_string();
         let der = signing.to_pkcs8_der().map_err(|e| anyhow::anyhow!("encoding a signing key: {e}"))?;
-        let now = folio_common::db::now(db).await?.timestamp_micros();
-        signing_keys::ActiveModel {
-            kid: Set(kid.clone()),
-            public_key: Set(URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes())),
-            encrypted_private_key: Set(self.kek.seal(&kid, der.as_bytes())?),
-            created_at: Set(now),
-            signs_from: Set(signs_from),
-            retired_at: Set(None),
-        }
-        .insert(db)
-        .await?;
+        let now = store::now(db).await?;
+        let key = StoredKey {
+            kid: kid.clone(),
+            public_key: URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes()),
+            sealed_private_key: self.kek.seal(&kid, der.as_bytes())?,
+            signs_from,
+        };
+        store::signing_keys::insert(db, key, now).await?;
         Ok(kid)
     }
 
     async fn reload(&self) -> anyhow::Result<Arc<Snapshot>> {
-        let db_now = folio_common::db::now(&self.db).await?.timestamp_micros();
+        let db_now = store::now(&self.db).await?;
         let horizon = db_now - i64::try_from(PUBLISHED_AFTER_RETIREMENT.as_micros()).unwrap_or(i64::MAX);
-        let rows = signing_keys::Entity::find()
-            .filter(signing_keys::Column::RetiredAt.is_null().or(signing_keys::Column::RetiredAt.gt(horizon)))
-            .order_by_desc(signing_keys::Column::SignsFrom)
-            .all(&self.db)
-            .await?;
-        let keys = rows
+        let keys = store::signing_keys::published(&self.db, horizon)
+            .await?
             .into_iter()
             .map(|row| {
-                let der = self.kek.open(&row.kid, &row.encrypted_private_key)?;
+                let der = self.kek.open(&row.kid, &row.sealed_private_key)?;
                 Ok(LoadedKey {
                     encoding: EncodingKey::from_ed_der(&der),
                     kid: row.kid,
@@ -165,7 +114,7 @@ impl Keyring {
     }
 
     /// The key that signs now: the newest whose activation time has passed.
-    pub async fn signing_key(&self) -> anyhow::Result<(String, EncodingKey, i64)> {
+    pub async fn signing_key(&self) -> anyhow::Result<ActiveKey> {
         let snapshot = self.current().await?;
         let now = snapshot.db_now();
         let key = snapshot
@@ -174,7 +123,7 @@ impl Keyring {
             .filter(|key| key.signs_from <= now)
             .max_by_key(|key| key.signs_from)
             .context("no signing key is active")?;
-        Ok((key.kid.clone(), key.encoding.clone(), now))
+        Ok(ActiveKey { kid: key.kid.clone(), key: key.encoding.clone(), now_micros: now })
     }
 
     /// Every key a valid token may carry, newest first.
@@ -201,18 +150,11 @@ impl Keyring {
     /// unretired: the later rotation retires the earlier one's key.
     pub async fn rotate(&self, delay: Duration) -> anyhow::Result<(String, i64)> {
         let rotated = run_in_tx(&self.db, "auth_rotate_signing_key", RetryPolicy::default(), |tx| async move {
-            if tx.get_database_backend() == DbBackend::Postgres {
-                tx.execute_unprepared("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").await?;
-            }
-            let now = folio_common::db::now(&*tx).await?.timestamp_micros();
+            store::signing_keys::lock_for_rotation(&*tx).await?;
+            let now = store::now(&*tx).await?;
             let signs_from = now.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
             let kid = self.insert_key(&*tx, signs_from).await.map_err(TxError::Abort)?;
-            signing_keys::Entity::update_many()
-                .col_expr(signing_keys::Column::RetiredAt, sea_orm::sea_query::Expr::value(signs_from))
-                .filter(signing_keys::Column::Kid.ne(kid.clone()))
-                .filter(signing_keys::Column::RetiredAt.is_null())
-                .exec(&*tx)
-                .await?;
+            store::signing_keys::retire_all_but(&*tx, &kid, signs_from).await?;
             Ok::<_, TxError<anyhow::Error>>((kid, signs_from))
         })
         .await
@@ -222,5 +164,24 @@ impl Keyring {
         })?;
         self.reload().await?;
         Ok(rotated)
+    }
+}
+
+/// Signs access tokens with the keyring's current key.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    keyring: Keyring,
+    ttl: Duration,
+}
+
+impl TokenIssuer {
+    /// Tokens valid for `ttl` (at most 15 minutes).
+    pub fn new(keyring: Keyring, ttl: Duration) -> Self {
+        Self { keyring, ttl }
+    }
+
+    /// Signs an access token for `subject`.
+    pub async fn access_token(&self, subject: Subject<'_>) -> anyhow::Result<AccessToken> {
+        tokens::sign(subject, self.keyring.signing_key().await?, self.ttl)
     }
 }

@@ -1,13 +1,17 @@
-//! Auth's operations, one method per RPC, independent of gRPC: they take
-//! plain values and the verified [`Principal`], and return domain values or
-//! a [`Failure`] carrying the DESIGN.md reason.
+//! Auth's use cases, one method per RPC, independent of gRPC: they take
+//! plain values and the verified [`Principal`], let the domain decide, and
+//! return domain values or a [`Failure`] carrying the DESIGN.md reason.
+//! Also here: the keyring, the lock-out and auth's own token verifier,
+//! which keep state beside the database.
 
-pub mod service_accounts;
-pub mod sessions;
-pub mod users;
+pub mod keyring;
+pub mod local_auth;
+pub mod lockout;
+mod service_accounts;
+mod sessions;
+mod users;
 
 use folio_common::paging::PageTokens;
-use folio_common::validate::{self, TextRule};
 use std::sync::Arc;
 
 use folio_common::{
@@ -17,8 +21,11 @@ use folio_common::{
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use crate::domain::{keyring::Keyring, lockout::Lockout, password_hasher::PasswordHasher, tokens::TokenIssuer};
+use crate::domain::{password_hasher::PasswordHasher, records::User};
 use crate::settings::AuthSettings;
+use crate::store;
+use keyring::{Keyring, TokenIssuer};
+use lockout::Lockout;
 
 pub use sessions::{IssuedTokens, LoginContext};
 
@@ -56,7 +63,11 @@ impl AuthCore {
     }
 
     async fn now(&self, db: &impl ConnectionTrait) -> Result<i64, Failure> {
-        Ok(folio_common::db::now(db).await?.timestamp_micros())
+        Ok(store::now(db).await?)
+    }
+
+    async fn find_user(&self, db: &impl ConnectionTrait, id: &str) -> Result<User, Failure> {
+        store::users::find(db, id).await?.ok_or_else(|| FolioError::new(Reason::UserNotFound, "no such user").into())
     }
 
     /// Tells every verifier to poll revocations now (best effort: they poll
@@ -81,45 +92,6 @@ fn require_user(principal: &Principal) -> Result<(&str, &str), Failure> {
     }
 }
 
-/// A normalised email: trimmed, lower-case, one `@` with text on both sides.
-pub fn normalize_email(email: &str) -> Result<String, Failure> {
-    validate::checked_text("email", email, TextRule::Identity)?;
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.chars().any(char::is_whitespace)
-        });
-    if valid { Ok(email) } else { Err(FolioError::invalid_field("email", "must be an email address").into()) }
-}
-
 fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Failure> {
     Ok(folio_common::paging::page_size(requested, default, max)?)
-}
-
-/// The given `values`, deduplicated, each one of `allowed`; at least one.
-fn known_subset(field: &str, values: &[String], allowed: &[&'static str]) -> Result<Vec<&'static str>, Failure> {
-    let mut chosen: Vec<&'static str> = Vec::new();
-    for value in values {
-        let Some(known) = allowed.iter().find(|a| **a == value.as_str()) else {
-            return Err(FolioError::invalid_field(
-                field,
-                format!("unknown value {:?}", folio_common::error::echo(value)),
-            )
-            .into());
-        };
-        if !chosen.contains(known) {
-            chosen.push(known);
-        }
-    }
-    if chosen.is_empty() {
-        return Err(FolioError::invalid_field(field, "at least one value is required").into());
-    }
-    Ok(chosen)
-}
-
-/// Parses a UUID field or answers `INVALID_FIELD`.
-fn parse_id(field: &str, value: &str) -> Result<String, Failure> {
-    uuid::Uuid::parse_str(value)
-        .map(|id| id.to_string())
-        .map_err(|_| FolioError::invalid_field(field, "must be a UUID").into())
 }

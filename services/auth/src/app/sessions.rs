@@ -5,21 +5,20 @@ use folio_common::{
     db::{RetryPolicy, TxError, run_in_tx},
     error::{Failure, FolioError, Reason},
 };
-use sea_orm::sea_query::ExprTrait as _;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::users::{User, roles_of};
-use super::{AuthCore, normalize_email, page_size, parse_id, require_user};
+use super::{AuthCore, page_size, require_user};
 use crate::domain::{
+    fields::{normalize_email, parse_id},
     password_hasher::Verified,
     password_policy,
+    records::{Session, User},
     tokens::{Subject, new_refresh_token, secret_hash},
 };
 use crate::store::{
+    self,
     audit::{self, Action},
-    entities::{password_credentials, refresh_tokens, sessions, users},
     revocations::{self, Kind},
 };
 
@@ -51,7 +50,7 @@ pub struct IssuedTokens {
 /// How a refresh attempt ended, decided inside its transaction.
 enum RefreshOutcome {
     /// The next refresh token, the session and its user.
-    Rotated(Box<(String, sessions::Model, User)>),
+    Rotated(Box<(String, Session, User)>),
     /// A spent token came back: the session was revoked (and that commits).
     Reused,
 }
@@ -82,11 +81,9 @@ impl AuthCore {
                 return Err(locked);
             }
         };
-        let user = users::Entity::find().filter(users::Column::Email.eq(&email)).one(&self.db).await?;
+        let user = store::users::by_email(&self.db, &email).await?;
         let stored = match &user {
-            Some(user) => {
-                password_credentials::Entity::find_by_id(user.id.clone()).one(&self.db).await?.map(|c| c.password_hash)
-            }
+            Some(user) => store::users::password_hash(&self.db, &user.id).await?,
             None => None,
         };
         let verified = self.hasher.verify(password, stored).await?;
@@ -104,13 +101,7 @@ impl AuthCore {
         self.lockout.record_success(&email, &context.client_ip).await?;
         if let Verified::YesRehashed(hash) = verified {
             // Parameters were raised since this hash was made: upgrade it now.
-            password_credentials::ActiveModel {
-                user_id: Set(user.id.clone()),
-                password_hash: Set(hash),
-                updated_at: Set(now),
-            }
-            .update(&self.db)
-            .await?;
+            store::users::set_password_hash(&self.db, &user.id, hash, now).await?;
         }
         self.start_session(user, context).await
     }
@@ -124,20 +115,18 @@ impl AuthCore {
             let (session_id, hash, user_id) = (session_id.clone(), secret_hash(&refresh_token), user.id.clone());
             async move {
                 let now = self.now(&*tx).await?;
-                let session = sessions::ActiveModel {
-                    id: Set(session_id.clone()),
-                    user_id: Set(user_id.clone()),
-                    created_at: Set(now),
-                    last_used_at: Set(now),
-                    expires_at: Set(now.saturating_add(lifetime)),
-                    revoked_at: Set(None),
-                    revoke_reason: Set(None),
-                    client_ip: Set(context.client_ip.clone()),
-                    user_agent: Set(context.user_agent.chars().take(200).collect()),
-                }
-                .insert(&*tx)
-                .await?;
-                insert_refresh_token(&*tx, hash, &session, now).await?;
+                let session = Session {
+                    id: session_id.clone(),
+                    user_id: user_id.clone(),
+                    created_at: now,
+                    last_used_at: now,
+                    expires_at: now.saturating_add(lifetime),
+                    revoked_at: None,
+                    client_ip: context.client_ip.clone(),
+                    user_agent: context.user_agent.chars().take(200).collect(),
+                };
+                store::sessions::insert(&*tx, &session).await?;
+                store::sessions::insert_refresh_token(&*tx, hash, &session, now).await?;
                 audit::append(
                     &*tx,
                     now,
@@ -154,15 +143,9 @@ impl AuthCore {
         self.issue(user, session, refresh_token).await
     }
 
-    async fn issue(
-        &self,
-        user: User,
-        session: sessions::Model,
-        refresh_token: String,
-    ) -> Result<IssuedTokens, Failure> {
-        let roles = roles_of(&user);
-        let access =
-            self.issuer.access_token(Subject::User { id: &user.id, session_id: &session.id, roles: &roles }).await?;
+    async fn issue(&self, user: User, session: Session, refresh_token: String) -> Result<IssuedTokens, Failure> {
+        let subject = Subject::User { id: &user.id, session_id: &session.id, roles: &user.roles };
+        let access = self.issuer.access_token(subject).await?;
         Ok(IssuedTokens {
             access_token: access.token,
             refresh_token,
@@ -181,22 +164,14 @@ impl AuthCore {
             let presented = presented.clone();
             async move {
                 let now = self.now(&*tx).await?;
-                let Some(token) = refresh_tokens::Entity::find_by_id(presented.clone()).one(&*tx).await? else {
+                let Some(token) = store::sessions::refresh_token(&*tx, &presented).await? else {
                     return Err(FolioError::new(Reason::TokenInvalid, "unknown refresh token").into());
                 };
-                let session = sessions::Entity::find_by_id(token.session_id.clone())
-                    .one(&*tx)
+                let session = store::sessions::find(&*tx, &token.session_id)
                     .await?
                     .ok_or_else(|| Failure::from(FolioError::new(Reason::TokenInvalid, "unknown refresh token")))?;
                 // Spend it atomically: of two racing refreshes exactly one updates the row.
-                let spent = refresh_tokens::Entity::update_many()
-                    .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
-                    .filter(refresh_tokens::Column::TokenHash.eq(presented))
-                    .filter(refresh_tokens::Column::SpentAt.is_null())
-                    .exec(&*tx)
-                    .await?
-                    .rows_affected;
-                if spent == 0 {
+                if !store::sessions::spend_refresh_token(&*tx, &presented, now).await? {
                     if session.revoked_at.is_none() {
                         self.revoke_session_row(&*tx, &session.id, now, "refresh token reused").await?;
                     }
@@ -215,8 +190,9 @@ impl AuthCore {
                     return Err(FolioError::new(Reason::UserDisabled, "this user is disabled").into());
                 }
                 let next = new_refresh_token();
-                insert_refresh_token(&*tx, secret_hash(&next), &session, now).await?;
-                let session = sessions::ActiveModel { last_used_at: Set(now), ..session.into() }.update(&*tx).await?;
+                store::sessions::insert_refresh_token(&*tx, secret_hash(&next), &session, now).await?;
+                store::sessions::touch(&*tx, &session.id, now).await?;
+                let session = Session { last_used_at: now, ..session };
                 Ok(RefreshOutcome::Rotated(Box::new((next, session, user))))
             }
         })
@@ -244,13 +220,7 @@ impl AuthCore {
         now: i64,
         why: &str,
     ) -> Result<(), Failure> {
-        sessions::Entity::update_many()
-            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
-            .col_expr(sessions::Column::RevokeReason, Expr::value(why))
-            .filter(sessions::Column::Id.eq(id))
-            .filter(sessions::Column::RevokedAt.is_null())
-            .exec(db)
-            .await?;
+        store::sessions::revoke(db, &[id.to_owned()], now, why).await?;
         revocations::add(db, Kind::Session, id, now).await?;
         Ok(())
     }
@@ -270,7 +240,7 @@ impl AuthCore {
 
     async fn end_session(&self, user_id: &str, session_id: &str, action: Action, why: &str) -> Result<(), Failure> {
         run_in_tx(&self.db, "auth_end_session", RetryPolicy::default(), |tx| async move {
-            let session = sessions::Entity::find_by_id(session_id.to_owned()).one(&*tx).await?;
+            let session = store::sessions::find(&*tx, session_id).await?;
             // Someone else's session answers exactly like a missing one.
             let Some(session) = session.filter(|s| s.user_id == user_id) else {
                 return Err(FolioError::new(Reason::SessionNotFound, "no such session").into());
@@ -293,24 +263,12 @@ impl AuthCore {
         principal: &Principal,
         size: i32,
         token: &str,
-    ) -> Result<(Vec<sessions::Model>, String), Failure> {
+    ) -> Result<(Vec<Session>, String), Failure> {
         let (user_id, _) = require_user(principal)?;
         let limit = page_size(size, 50, 200)?;
         let now = self.now(&self.db).await?;
-        let mut query = sessions::Entity::find()
-            .filter(sessions::Column::UserId.eq(user_id))
-            .filter(sessions::Column::RevokedAt.is_null())
-            .filter(sessions::Column::ExpiresAt.gt(now))
-            .order_by_desc(sessions::Column::CreatedAt)
-            .order_by_desc(sessions::Column::Id);
-        if let Some((at, id)) = self.page_tokens.decode(token)? {
-            query = query.filter(
-                sessions::Column::CreatedAt
-                    .lt(at)
-                    .or(sessions::Column::CreatedAt.eq(at).and(sessions::Column::Id.lt(id))),
-            );
-        }
-        let page = query.limit(limit + 1).all(&self.db).await?;
+        let before = self.page_tokens.decode(token)?;
+        let page = store::sessions::live_page(&self.db, user_id, now, before, limit + 1).await?;
         Ok(folio_common::paging::finish_page(page, limit, |s| self.page_tokens.encode(s.created_at, &s.id)))
     }
 
@@ -326,8 +284,7 @@ impl AuthCore {
         let (user_id, session_id) = require_user(principal)?;
         let user = self.find_user(&self.db, user_id).await?;
         let attempt = self.lockout.reserve(&user.email, &context.client_ip).await?;
-        let stored =
-            password_credentials::Entity::find_by_id(user.id.clone()).one(&self.db).await?.map(|c| c.password_hash);
+        let stored = store::users::password_hash(&self.db, &user.id).await?;
         if self.hasher.verify(old, stored).await? == Verified::No {
             self.lockout.record_failure(&user.email, &context.client_ip, attempt).await?;
             return Err(invalid_credentials());
@@ -339,13 +296,7 @@ impl AuthCore {
             let hash = hash.clone();
             async move {
                 let now = self.now(&*tx).await?;
-                password_credentials::ActiveModel {
-                    user_id: Set(user_id.to_owned()),
-                    password_hash: Set(hash),
-                    updated_at: Set(now),
-                }
-                .update(&*tx)
-                .await?;
+                store::users::set_password_hash(&*tx, user_id, hash, now).await?;
                 self.end_sessions_of(&*tx, user_id, Some(session_id), now, "password changed").await?;
                 audit::append(&*tx, now, user_id, Action::PasswordChanged, user_id, json!({})).await?;
                 Ok::<_, TxError<Failure>>(())
@@ -355,24 +306,6 @@ impl AuthCore {
         self.nudge_verifiers().await;
         Ok(())
     }
-}
-
-async fn insert_refresh_token(
-    db: &impl sea_orm::ConnectionTrait,
-    token_hash: String,
-    session: &sessions::Model,
-    now: i64,
-) -> Result<(), Failure> {
-    refresh_tokens::ActiveModel {
-        token_hash: Set(token_hash),
-        session_id: Set(session.id.clone()),
-        created_at: Set(now),
-        expires_at: Set(session.expires_at),
-        spent_at: Set(None),
-    }
-    .insert(db)
-    .await?;
-    Ok(())
 }
 
 fn invalid_credentials() -> Failure {
