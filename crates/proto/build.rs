@@ -6,6 +6,8 @@ use std::{env, fs, path::PathBuf};
 use anyhow::Context;
 use prost::Message;
 
+mod stand_ins;
+
 const PUBLIC_FILES: &[&str] =
     &["folio/auth/v1/auth.proto", "folio/account/v1/account.proto", "folio/ledger/v1/ledger.proto"];
 const INTERNAL_FILES: &[&str] = &["folio/auth/v1/auth_internal.proto", "folio/ledger/v1/ledger_admin.proto"];
@@ -24,12 +26,14 @@ fn main() -> anyhow::Result<()> {
     let public = protox::compile(PUBLIC_FILES, [&proto_root]).context("compiling public protos")?;
     fs::write(out_dir.join("folio_public_descriptor.bin"), public.encode_to_vec())?;
 
+    fs::write(out_dir.join("stand_ins.rs"), stand_ins::generate(&every_file)?)?;
+
     let mut config = tonic_prost_build::Config::new();
     config.enable_type_names();
     tonic_prost_build::configure()
         .codec_path("crate::codec::FolioCodec")
         // No default stubs: a service that forgets an RPC of its contract does
-        // not compile (test stand-ins list theirs: `folio_testkit::service_stub!`).
+        // not compile (test stand-ins implement `folio_proto::stand_in::<Service>StandIn`).
         .compile_fds_with_config(every_file, config)
         .context("generating Rust code")?;
     Ok(())

@@ -12,20 +12,16 @@ use folio_common::{
     error::{FolioError, reason_of},
     server::{RunningServer, ServerBuilder},
 };
-use folio_proto::account as account_messages;
-use folio_proto::auth as auth_messages;
-use folio_proto::ledger as ledger_messages;
 use folio_proto::{
-    account::account_service_server::{AccountService, AccountServiceServer},
-    auth::{
-        auth_internal_service_server::{AuthInternalService, AuthInternalServiceServer},
-        auth_service_server::{AuthService, AuthServiceServer},
-    },
+    account::account_service_server::AccountServiceServer,
+    auth::{auth_internal_service_server::AuthInternalServiceServer, auth_service_server::AuthServiceServer},
     ledger::{
-        GetBalanceRequest, GetBalanceResponse,
-        ledger_admin_service_server::{LedgerAdminService, LedgerAdminServiceServer},
-        ledger_service_client::LedgerServiceClient,
-        ledger_service_server::{LedgerService, LedgerServiceServer},
+        GetBalanceRequest, GetBalanceResponse, ledger_admin_service_server::LedgerAdminServiceServer,
+        ledger_service_client::LedgerServiceClient, ledger_service_server::LedgerServiceServer,
+    },
+    stand_in::{
+        AccountServiceStandIn, AuthInternalServiceStandIn, AuthServiceStandIn, LedgerAdminServiceStandIn,
+        LedgerServiceStandIn,
     },
 };
 use folio_testkit::{StubAuth, TestClaims, TestKeys};
@@ -41,54 +37,16 @@ use tonic::{
 #[derive(Clone)]
 struct Stubs;
 
-folio_testkit::service_stub! {
-    impl AuthService for Stubs in auth_messages {}
-    register: RegisterRequest => RegisterResponse,
-    login: LoginRequest => LoginResponse,
-    refresh: RefreshRequest => RefreshResponse,
-    logout: LogoutRequest => LogoutResponse,
-    get_current_user: GetCurrentUserRequest => GetCurrentUserResponse,
-    list_sessions: ListSessionsRequest => ListSessionsResponse,
-    revoke_session: RevokeSessionRequest => RevokeSessionResponse,
-    change_password: ChangePasswordRequest => ChangePasswordResponse,
-    list_users: ListUsersRequest => ListUsersResponse,
-    disable_user: DisableUserRequest => DisableUserResponse,
-    enable_user: EnableUserRequest => EnableUserResponse,
-    set_user_roles: SetUserRolesRequest => SetUserRolesResponse,
-    create_service_account: CreateServiceAccountRequest => CreateServiceAccountResponse,
-    list_service_accounts: ListServiceAccountsRequest => ListServiceAccountsResponse,
-    rotate_service_account_secret: RotateServiceAccountSecretRequest => RotateServiceAccountSecretResponse,
-    disable_service_account: DisableServiceAccountRequest => DisableServiceAccountResponse,
-    issue_service_token: IssueServiceTokenRequest => IssueServiceTokenResponse,
-    get_jwks: GetJwksRequest => GetJwksResponse,
-    rotate_signing_key: RotateSigningKeyRequest => RotateSigningKeyResponse,
-}
+impl AuthServiceStandIn for Stubs {}
 
-folio_testkit::service_stub! {
-    impl AuthInternalService for Stubs in auth_messages {}
-    list_revocations: ListRevocationsRequest => ListRevocationsResponse,
-}
+impl AuthInternalServiceStandIn for Stubs {}
 
-folio_testkit::service_stub! {
-    impl AccountService for Stubs in account_messages {}
-    create_account: CreateAccountRequest => CreateAccountResponse,
-    get_account: GetAccountRequest => GetAccountResponse,
-    list_accounts: ListAccountsRequest => ListAccountsResponse,
-    update_account: UpdateAccountRequest => UpdateAccountResponse,
-    freeze_account: FreezeAccountRequest => FreezeAccountResponse,
-    unfreeze_account: UnfreezeAccountRequest => UnfreezeAccountResponse,
-    close_account: CloseAccountRequest => CloseAccountResponse,
-}
+impl AccountServiceStandIn for Stubs {}
 
-folio_testkit::service_stub! {
-    impl LedgerAdminService for Stubs in ledger_messages {}
-    open_account: OpenAccountRequest => OpenAccountResponse,
-    set_account_status: SetAccountStatusRequest => SetAccountStatusResponse,
-    set_overdraft_limit: SetOverdraftLimitRequest => SetOverdraftLimitResponse,
-}
+impl LedgerAdminServiceStandIn for Stubs {}
 
-folio_testkit::service_stub! {
-    impl LedgerService for Stubs in ledger_messages {
+#[tonic::async_trait]
+impl LedgerServiceStandIn for Stubs {
     async fn get_balance(&self, request: Request<GetBalanceRequest>) -> Result<Response<GetBalanceResponse>, Status> {
         let caller = principal(&request).map(|p| p.subject.clone()).unwrap_or_default();
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -99,14 +57,6 @@ folio_testkit::service_stub! {
             balance: Some(folio_proto::ledger::Balance { account_id: caller, ..Default::default() }),
         }))
     }
-    }
-    create_asset: CreateAssetRequest => CreateAssetResponse,
-    list_assets: ListAssetsRequest => ListAssetsResponse,
-    create_transfer: CreateTransferRequest => CreateTransferResponse,
-    create_transfers: CreateTransfersRequest => CreateTransfersResponse,
-    get_transfer: GetTransferRequest => GetTransferResponse,
-    list_transfers: ListTransfersRequest => ListTransfersResponse,
-    reverse_transfer: ReverseTransferRequest => ReverseTransferResponse,
 }
 
 fn settings(max_concurrent_requests: usize) -> ServerSettings {

@@ -34,6 +34,16 @@ pub mod folio {
     }
 }
 
+/// For tests: `<Service>StandIn` traits whose RPCs answer `UNIMPLEMENTED`
+/// unless overridden, each implementing its service (generated from the
+/// descriptors). Real services implement the service traits, which have no
+/// defaults, so a forgotten RPC does not compile.
+#[cfg(feature = "stand-ins")]
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod stand_in {
+    include!(concat!(env!("OUT_DIR"), "/stand_ins.rs"));
+}
+
 /// Vendored `google.rpc` types used inside Folio messages.
 pub mod google {
     /// `google.rpc`.

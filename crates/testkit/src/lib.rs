@@ -55,30 +55,3 @@ pub fn init_logs() {
             .try_init();
     });
 }
-
-/// A stand-in gRPC service for tests: the RPCs written out in `{ ... }`, and
-/// every other RPC listed after it answering `UNIMPLEMENTED`. No default
-/// stubs are generated (a real service that forgets an RPC of its contract
-/// does not compile), so a stand-in names the RPCs it does not serve. `in`
-/// names the module of the request and response messages as one identifier
-/// (`use folio_proto::ledger as ledger_messages;`).
-#[macro_export]
-macro_rules! service_stub {
-    (
-        impl $service:ident for $handler:ident in $messages:ident { $($written:tt)* }
-        $($method:ident: $request:ident => $response:ident),* $(,)?
-    ) => {
-        #[::tonic::async_trait]
-        impl $service for $handler {
-            $($written)*
-            $(
-                async fn $method(
-                    &self,
-                    _request: ::tonic::Request<$messages::$request>,
-                ) -> ::std::result::Result<::tonic::Response<$messages::$response>, ::tonic::Status> {
-                    Err(::tonic::Status::unimplemented(concat!("this stand-in does not serve ", stringify!($method))))
-                }
-            )*
-        }
-    };
-}

@@ -9,13 +9,13 @@ use std::{
     },
 };
 
-use folio_proto::auth as auth_messages;
 use folio_proto::auth::{
     GetJwksRequest, GetJwksResponse, IssueServiceTokenRequest, IssueServiceTokenResponse, Jwk, ListRevocationsRequest,
     ListRevocationsResponse,
     auth_internal_service_server::{AuthInternalService, AuthInternalServiceServer},
-    auth_service_server::{AuthService, AuthServiceServer},
+    auth_service_server::AuthServiceServer,
 };
+use folio_proto::stand_in::AuthServiceStandIn;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
@@ -91,8 +91,8 @@ impl StubAuth {
     }
 }
 
-crate::service_stub! {
-    impl AuthService for Handler in auth_messages {
+#[tonic::async_trait]
+impl AuthServiceStandIn for Handler {
     async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
         self.jwks_fetches.fetch_add(1, Ordering::SeqCst);
         let keys = self.state.lock().map_err(|_| Status::internal("lock"))?.keys.clone();
@@ -113,24 +113,6 @@ crate::service_stub! {
             scopes: request.scopes,
         }))
     }
-    }
-    register: RegisterRequest => RegisterResponse,
-    login: LoginRequest => LoginResponse,
-    refresh: RefreshRequest => RefreshResponse,
-    logout: LogoutRequest => LogoutResponse,
-    get_current_user: GetCurrentUserRequest => GetCurrentUserResponse,
-    list_sessions: ListSessionsRequest => ListSessionsResponse,
-    revoke_session: RevokeSessionRequest => RevokeSessionResponse,
-    change_password: ChangePasswordRequest => ChangePasswordResponse,
-    list_users: ListUsersRequest => ListUsersResponse,
-    disable_user: DisableUserRequest => DisableUserResponse,
-    enable_user: EnableUserRequest => EnableUserResponse,
-    set_user_roles: SetUserRolesRequest => SetUserRolesResponse,
-    create_service_account: CreateServiceAccountRequest => CreateServiceAccountResponse,
-    list_service_accounts: ListServiceAccountsRequest => ListServiceAccountsResponse,
-    rotate_service_account_secret: RotateServiceAccountSecretRequest => RotateServiceAccountSecretResponse,
-    disable_service_account: DisableServiceAccountRequest => DisableServiceAccountResponse,
-    rotate_signing_key: RotateSigningKeyRequest => RotateSigningKeyResponse,
 }
 
 #[tonic::async_trait]

@@ -13,12 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use folio_proto::ledger as ledger_messages;
 use folio_proto::ledger::{
     GetBalanceRequest, GetBalanceResponse, ListAssetsRequest, ListAssetsResponse,
-    ledger_service_client::LedgerServiceClient,
-    ledger_service_server::{LedgerService, LedgerServiceServer},
+    ledger_service_client::LedgerServiceClient, ledger_service_server::LedgerServiceServer,
 };
+use folio_proto::stand_in::LedgerServiceStandIn;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, transport::Endpoint};
@@ -29,8 +28,8 @@ use support::{Suite, bearer, grpc_web_frame, ledger_client, reason};
 #[derive(Clone)]
 struct LoudLedger;
 
-folio_testkit::service_stub! {
-    impl LedgerService for LoudLedger in ledger_messages {
+#[tonic::async_trait]
+impl LedgerServiceStandIn for LoudLedger {
     async fn list_assets(&self, _: Request<ListAssetsRequest>) -> Result<Response<ListAssetsResponse>, Status> {
         Ok(Response::new(ListAssetsResponse::default()))
     }
@@ -38,13 +37,6 @@ folio_testkit::service_stub! {
     async fn get_balance(&self, _: Request<GetBalanceRequest>) -> Result<Response<GetBalanceResponse>, Status> {
         Err(Status::failed_precondition("x".repeat(100_000)))
     }
-    }
-    create_asset: CreateAssetRequest => CreateAssetResponse,
-    create_transfer: CreateTransferRequest => CreateTransferResponse,
-    create_transfers: CreateTransfersRequest => CreateTransfersResponse,
-    get_transfer: GetTransferRequest => GetTransferResponse,
-    list_transfers: ListTransfersRequest => ListTransfersResponse,
-    reverse_transfer: ReverseTransferRequest => ReverseTransferResponse,
 }
 
 async fn loud_ledger() -> (SocketAddr, CancellationToken) {

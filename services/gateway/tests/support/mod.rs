@@ -9,14 +9,13 @@ use std::{
 };
 
 use folio_common::{client::lazy_channel, error::reason_of};
-use folio_proto::ledger as ledger_messages;
 use folio_proto::{
     auth::{GetCurrentUserRequest, LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient},
     ledger::{
-        ListAssetsRequest, ListAssetsResponse,
-        ledger_service_client::LedgerServiceClient,
-        ledger_service_server::{LedgerService, LedgerServiceServer},
+        ListAssetsRequest, ListAssetsResponse, ledger_service_client::LedgerServiceClient,
+        ledger_service_server::LedgerServiceServer,
     },
+    stand_in::LedgerServiceStandIn,
 };
 pub use folio_testkit::OPERATOR_PASSWORD;
 use folio_testkit::{TestDatabase, unique};
@@ -32,22 +31,14 @@ pub struct StubLedger {
     pub seen: Arc<Mutex<Vec<tonic::metadata::MetadataMap>>>,
 }
 
-folio_testkit::service_stub! {
-    impl LedgerService for StubLedger in ledger_messages {
+#[tonic::async_trait]
+impl LedgerServiceStandIn for StubLedger {
     async fn list_assets(&self, request: Request<ListAssetsRequest>) -> Result<Response<ListAssetsResponse>, Status> {
         self.seen.lock().unwrap().push(request.metadata().clone());
         let asset =
             folio_proto::ledger::Asset { code: "USD".into(), description: self.name.clone(), ..Default::default() };
         Ok(Response::new(ListAssetsResponse { assets: vec![asset], next_page_token: String::new() }))
     }
-    }
-    create_asset: CreateAssetRequest => CreateAssetResponse,
-    create_transfer: CreateTransferRequest => CreateTransferResponse,
-    create_transfers: CreateTransfersRequest => CreateTransfersResponse,
-    get_transfer: GetTransferRequest => GetTransferResponse,
-    list_transfers: ListTransfersRequest => ListTransfersResponse,
-    get_balance: GetBalanceRequest => GetBalanceResponse,
-    reverse_transfer: ReverseTransferRequest => ReverseTransferResponse,
 }
 
 pub async fn stub_ledger(name: &str) -> (SocketAddr, StubLedger, CancellationToken) {
