@@ -11,7 +11,7 @@ use folio_testkit::{TestDatabase, probe::SpawnedBinary};
 
 use crate::{
     cpu,
-    ledger::{self, REDIS_URL},
+    processes::{self, REDIS_URL},
     load::{self, Run, per_rpc, wait_until_ready},
 };
 
@@ -53,7 +53,7 @@ impl Service {
 pub async fn run(duration: Duration, callers: usize, binaries: Binaries) -> anyhow::Result<()> {
     let db = TestDatabase::postgres().await;
     let dir = tempfile::tempdir()?;
-    let accounts = ledger::service_accounts();
+    let accounts = processes::service_accounts();
     let auth = SpawnedBinary::start(
         &binaries.auth,
         dir.path(),
@@ -69,10 +69,10 @@ pub async fn run(duration: Duration, callers: usize, binaries: Binaries) -> anyh
     .await;
     let auth_addr = auth.grpc_addr.to_string();
     let ledger_process =
-        SpawnedBinary::start(&binaries.ledger, dir.path(), &ledger::ledger_env(&db.url, &auth_addr)).await;
+        SpawnedBinary::start(&binaries.ledger, dir.path(), &processes::ledger_env(&db.url, &auth_addr)).await;
     let ledger_addr = ledger_process.grpc_addr.to_string();
     let gateway =
-        SpawnedBinary::start(&binaries.gateway, dir.path(), &ledger::gateway_env(&auth_addr, &ledger_addr)).await;
+        SpawnedBinary::start(&binaries.gateway, dir.path(), &processes::gateway_env(&auth_addr, &ledger_addr)).await;
     let token = load::admin_token(&auth_addr).await?;
     let direct = load::channels(&ledger_addr)?;
     wait_until_ready(&direct[0], &token).await?;

@@ -7,6 +7,7 @@ mod cpu;
 mod front_door;
 mod ledger;
 mod load;
+mod processes;
 mod soak;
 mod stats;
 

@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 
 use crate::{
     cpu::CpuTimes,
-    ledger::{ADMIN_ID, ADMIN_SECRET},
+    processes::{ADMIN_ID, ADMIN_SECRET},
     stats::Latencies,
 };
 
