@@ -21,7 +21,6 @@ pub struct Ceiling {
     pub batched: f64,
 }
 
-
 /// What to run and against what.
 pub struct Options {
     pub phase: Duration,

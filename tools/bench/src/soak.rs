@@ -11,8 +11,8 @@ use folio_testkit::{TestDatabase, probe::SpawnedBinary};
 
 use crate::{
     cpu,
-    processes::{self, REDIS_URL},
     load::{self, Run, per_rpc, wait_until_ready},
+    processes::{self, REDIS_URL},
 };
 
 /// How often RSS is read.

@@ -31,7 +31,7 @@ mod totals;
 mod transfer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use account::{Account, AccountChange, AccountKind, AccountStatus};
 pub use actor::Actor;

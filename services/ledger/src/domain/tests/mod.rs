@@ -29,7 +29,7 @@ fn batch(accounts: &[Account]) -> BatchState {
     state
 }
 
-fn account(id: &str, owner: &str, kind: AccountKind) -> Account {
+pub(crate) fn account(id: &str, owner: &str, kind: AccountKind) -> Account {
     Account {
         id: id.to_owned(),
         owner_id: owner.to_owned(),
@@ -52,7 +52,7 @@ fn book() -> BatchState {
     ])
 }
 
-fn request(id: &str, debit: &str, credit: &str, amount: i64, kind: Kind) -> Movement {
+pub(crate) fn request(id: &str, debit: &str, credit: &str, amount: i64, kind: Kind) -> Movement {
     Movement {
         request: client_request(id, format!("{id}|{debit}|{credit}|{amount}|{kind:?}")),
         debit_account_id: debit.to_owned(),
@@ -65,7 +65,7 @@ fn request(id: &str, debit: &str, credit: &str, amount: i64, kind: Kind) -> Move
 
 /// Posts `amount` of `hold` (0: all of it), or voids it; accounts and asset
 /// left out (they are the hold's).
-fn resolve(id: &str, hold: &str, amount: i64, kind: Kind) -> Resolution {
+pub(crate) fn resolve(id: &str, hold: &str, amount: i64, kind: Kind) -> Resolution {
     Resolution {
         request: client_request(id, format!("{id}|{hold}|{amount}|{kind:?}")),
         pending_id: hold.to_owned(),
@@ -87,7 +87,7 @@ fn user(subject: &str) -> Actor {
     principal(subject, PrincipalKind::User { session_id: "s".to_owned() }, &["customer"], &[])
 }
 
-fn operator() -> Actor {
+pub(crate) fn operator() -> Actor {
     principal("u-operator", PrincipalKind::User { session_id: "s".to_owned() }, &["operator"], &[])
 }
 
