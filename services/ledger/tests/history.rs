@@ -1,7 +1,8 @@
 //! Reading the past: statements over a time window and balances as of a
 //! moment, checked against the full statement for every boundary that can
 //! matter (before the first entry, on an entry's time, between entries,
-//! after the last, in the future), including entries that share a time.
+//! after the last, in the future), including entries that share a time; and
+//! statement pages that never skip or repeat while transfers keep coming.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -10,9 +11,12 @@ use std::time::Duration;
 
 use folio_proto::ledger::{CreateTransfersRequest, GetBalanceRequest, ListTransfersRequest, NewTransfer, TransferKind};
 use prost_types::Timestamp;
-use support::{Suite, bearer};
+use support::{Suite, bearer, posted};
 
-on_postgres_and_sqlite!(time_windows_and_as_of_agree_with_the_full_statement,);
+on_postgres_and_sqlite!(
+    time_windows_and_as_of_agree_with_the_full_statement,
+    balances_as_of_replay_the_statement_and_pages_never_skip_or_repeat,
+);
 
 fn micros(t: &Timestamp) -> i64 {
     t.seconds * 1_000_000 + i64::from(t.nanos / 1000)
@@ -98,5 +102,58 @@ async fn time_windows_and_as_of_agree_with_the_full_statement(suite: Suite) {
         let balance = suite.ledger().get_balance(bearer(request, &suite.writer)).await.unwrap().into_inner();
         let expected = full.iter().rev().find(|l| l.1 <= *at).map_or(0, |l| l.2);
         assert_eq!(balance.balance.unwrap().posted, expected, "as of {at}");
+    }
+}
+
+async fn balances_as_of_replay_the_statement_and_pages_never_skip_or_repeat(suite: Suite) {
+    let bank = suite.system_account("USD").await;
+    let account = suite.system_account("USD").await;
+    let mut moments = Vec::new();
+    for amount in 1..=30 {
+        let t = suite.fund(&bank, &account, amount).await;
+        moments.push(t.created_at.unwrap());
+    }
+    // Keep writing while paging through the statement.
+    let writer = {
+        let (mut client, bank, account, token) = (suite.ledger(), bank.clone(), account.clone(), suite.writer.clone());
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                let _ = client.create_transfer(bearer(posted(&bank, &account, 1), &token)).await;
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let request = ListTransfersRequest {
+            account_id: account.clone(),
+            page_size: 7,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let page = suite.ledger().list_transfers(bearer(request, &suite.writer)).await.unwrap().into_inner();
+        seen.extend(page.entries.iter().map(|e| (e.account_sequence, e.clone())));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    writer.await.unwrap();
+    let sequences: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
+    assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>(), "pages skipped or repeated entries");
+    assert!(sequences.len() >= 30);
+
+    // GetBalance(as_of) equals the balance after the last entry at or before that moment.
+    for moment in moments.iter().step_by(7) {
+        let request = GetBalanceRequest { account_id: account.clone(), as_of: Some(*moment) };
+        let at =
+            suite.ledger().get_balance(bearer(request, &suite.writer)).await.unwrap().into_inner().balance.unwrap();
+        let replayed = seen
+            .iter()
+            .rev()
+            .find(|(_, e)| micros(e.balance_after.as_ref().unwrap().as_of.as_ref().unwrap()) <= micros(moment))
+            .map(|(_, e)| e.balance_after.clone().unwrap())
+            .unwrap();
+        assert_eq!((at.posted, at.credits_posted), (replayed.posted, replayed.credits_posted));
     }
 }

@@ -1,5 +1,5 @@
-//! Transfers of every kind over real gRPC on PostgreSQL: balances, holds,
-//! idempotency, batches, reversals, statements, and races between real
+//! Transfers of every kind over real gRPC, on PostgreSQL and SQLite:
+//! balances, holds, idempotency, batches, reversals, and races between real
 //! parallel clients.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use folio_proto::ledger::{
-    AccountKind, AccountStatus, CreateTransfersRequest, GetBalanceRequest, GetTransferRequest, ListTransfersRequest,
-    NewTransfer, ReverseTransferRequest, SetAccountStatusRequest, TransferKind, TransferStatus, transfer_result,
+    AccountKind, AccountStatus, CreateTransfersRequest, GetBalanceRequest, GetTransferRequest, NewTransfer,
+    ReverseTransferRequest, SetAccountStatusRequest, TransferKind, TransferStatus, transfer_result,
 };
 use support::{Suite, assert_reason, bearer, invariants, pending, posted, reason, resolve};
 use tonic::Code;
@@ -22,7 +22,6 @@ on_postgres_and_sqlite!(
     a_retry_returns_the_original_even_after_freeze_or_resolution,
     an_invalid_transfer_in_an_atomic_batch_of_a_thousand_writes_nothing,
     reversals_swap_the_sides_once,
-    balances_as_of_replay_the_statement_and_pages_never_skip_or_repeat,
 );
 
 async fn balance(suite: &Suite, account: &str) -> folio_proto::ledger::Balance {
@@ -366,58 +365,4 @@ async fn reversals_swap_the_sides_once(suite: Suite) {
         "NOT_REVERSIBLE",
     );
     invariants::check(&suite.ledger_db().await).await;
-}
-
-async fn balances_as_of_replay_the_statement_and_pages_never_skip_or_repeat(suite: Suite) {
-    let bank = suite.system_account("USD").await;
-    let account = suite.system_account("USD").await;
-    let mut moments = Vec::new();
-    for amount in 1..=30 {
-        let t = suite.fund(&bank, &account, amount).await;
-        moments.push(t.created_at.unwrap());
-    }
-    // Keep writing while paging through the statement.
-    let writer = {
-        let (mut client, bank, account, token) = (suite.ledger(), bank.clone(), account.clone(), suite.writer.clone());
-        tokio::spawn(async move {
-            for _ in 0..40 {
-                let _ = client.create_transfer(bearer(posted(&bank, &account, 1), &token)).await;
-            }
-        })
-    };
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let request = ListTransfersRequest {
-            account_id: account.clone(),
-            page_size: 7,
-            page_token: token.clone(),
-            ..Default::default()
-        };
-        let page = suite.ledger().list_transfers(bearer(request, &suite.writer)).await.unwrap().into_inner();
-        seen.extend(page.entries.iter().map(|e| (e.account_sequence, e.clone())));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
-    writer.await.unwrap();
-    let sequences: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
-    assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>(), "pages skipped or repeated entries");
-    assert!(sequences.len() >= 30);
-
-    // GetBalance(as_of) equals the balance after the last entry at or before that moment.
-    for moment in moments.iter().step_by(7) {
-        let request = GetBalanceRequest { account_id: account.clone(), as_of: Some(*moment) };
-        let at =
-            suite.ledger().get_balance(bearer(request, &suite.writer)).await.unwrap().into_inner().balance.unwrap();
-        let micros = |t: &prost_types::Timestamp| t.seconds * 1_000_000 + i64::from(t.nanos / 1000);
-        let replayed = seen
-            .iter()
-            .rev()
-            .find(|(_, e)| micros(e.balance_after.as_ref().unwrap().as_of.as_ref().unwrap()) <= micros(moment))
-            .map(|(_, e)| e.balance_after.clone().unwrap())
-            .unwrap();
-        assert_eq!((at.posted, at.credits_posted), (replayed.posted, replayed.credits_posted));
-    }
 }
