@@ -2,12 +2,13 @@
 //! no schema: it verifies tokens at the edge, rate-limits, routes the three
 //! public services to their upstreams without decoding messages, speaks
 //! gRPC-Web, and answers health and reflection for the public services only.
+//!
+//! Layout: `api` is how a call comes in (the forwarding core, deadlines);
+//! `app` is how it goes out (upstream endpoints, one HTTP/2 connection each).
 
-mod connection;
-mod deadline;
-mod proxy;
+mod api;
+mod app;
 pub mod settings;
-mod upstream;
 
 use std::time::Duration;
 
@@ -21,8 +22,9 @@ use folio_common::{
 };
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use api::proxy;
+use app::upstream::Upstream;
 use settings::GatewaySettings;
-use upstream::Upstream;
 
 /// The gateway's name in logs, metrics and error domains.
 pub const NAME: &str = "gateway";

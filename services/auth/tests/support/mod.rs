@@ -167,5 +167,11 @@ pub async fn refused_within_five_seconds(verifier: &TokenVerifier, token: &str) 
 
 /// The user `token` belongs to.
 pub async fn me(auth: &Auth, token: &str) -> folio_proto::auth::User {
-    auth.client().get_current_user(bearer(folio_proto::auth::GetCurrentUserRequest {}, token)).await.unwrap().into_inner().user.unwrap()
+    auth.client()
+        .get_current_user(bearer(folio_proto::auth::GetCurrentUserRequest {}, token))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap()
 }

@@ -20,10 +20,10 @@ use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::BodyExt;
 use tonic::{body::Body, transport::server::TcpConnectInfo};
 
-use crate::connection::{Connections, Lane};
-use crate::deadline;
+use super::deadline;
+use crate::app::connection::{Connections, Lane};
+use crate::app::upstream::Upstream;
 use crate::settings::RateLimitSettings;
-use crate::upstream::Upstream;
 
 /// The error domain of the gateway's own answers.
 pub const DOMAIN: &str = "gateway.folio";

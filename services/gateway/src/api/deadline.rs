@@ -9,7 +9,7 @@ use std::time::Duration;
 use folio_common::server::CallStarted;
 use http::{HeaderValue, Request};
 
-use crate::connection::Lane;
+use crate::app::connection::Lane;
 
 /// Server-streaming RPCs of the public services. The gateway never decodes
 /// the contract at run time; a test checks this list against it.
