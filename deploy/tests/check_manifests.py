@@ -37,11 +37,13 @@ def render(overlay):
 def config_keys():
     """Every configuration key the Rust code reads, as `section.key` paths."""
     sources = {
-        ROOT / "crates/common/src/config.rs": {
-            "CommonConfig": "", "ServerSettings": "server", "DatabaseSettings": "database",
-            "RedisSettings": "redis", "TelemetrySettings": "telemetry",
-            "UpstreamSettings": "upstreams", "ServiceClientSettings": "service_client",
+        ROOT / "crates/runtime/src/config.rs": {
+            "CommonConfig": "", "ServerSettings": "server", "UpstreamSettings": "upstreams",
         },
+        ROOT / "crates/storage/src/db.rs": {"DatabaseSettings": "database"},
+        ROOT / "crates/storage/src/cache.rs": {"RedisSettings": "redis"},
+        ROOT / "crates/telemetry/src/lib.rs": {"TelemetrySettings": "telemetry"},
+        ROOT / "crates/tokens/src/remote.rs": {"ServiceClientSettings": "service_client"},
         ROOT / "services/auth/src/settings.rs": {"AuthSettings": "auth"},
         ROOT / "services/ledger/src/settings.rs": {"LedgerSettings": "ledger"},
         ROOT / "services/account/src/lib.rs": {"AccountSettings": "account"},
@@ -59,7 +61,7 @@ def config_keys():
 
 
 def default_ports():
-    text = (ROOT / "crates/common/src/config.rs").read_text()
+    text = (ROOT / "crates/runtime/src/config.rs").read_text()
     return {name: (int(g), int(a)) for name, g, a in re.findall(r'"(\w+)" => \((\d+), (\d+)\)', text)}
 
 

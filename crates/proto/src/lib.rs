@@ -1,6 +1,7 @@
 //! Folio's protobuf contracts as Rust: messages, clients, servers, and the
 //! encoded file descriptor sets that reflection serves.
 
+pub mod client;
 pub mod codec;
 
 /// Every file descriptor, internal services included (for a service's own reflection).

@@ -17,15 +17,13 @@ mod store;
 
 use std::time::Duration;
 
-use folio_common::{
-    CancellationToken,
-    cli::{NoExtraCommands, ServiceBinary},
-    client::lazy_channel,
-    config::LoadedConfig,
-    foundation::{Foundation, migrate_only},
-    server::{RunningServer, ServerBuilder},
-};
 use folio_proto::account::account_service_server::AccountServiceServer;
+use folio_proto::client::lazy_channel;
+use folio_runtime::CancellationToken;
+use folio_runtime::cli::{NoExtraCommands, ServiceBinary};
+use folio_runtime::config::LoadedConfig;
+use folio_runtime::foundation::{Foundation, migrate_only};
+use folio_runtime::server::{RunningServer, ServerBuilder};
 use serde::Deserialize;
 
 pub use migration::Migrator;
@@ -54,7 +52,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
     let ledger = app::ledger_client::Ledger::new(lazy_channel(&common.upstreams.ledger)?, auth.tokens.clone());
-    let page_tokens = folio_common::paging::PageTokens::load(&foundation.db).await?;
+    let page_tokens = folio_storage::paging::PageTokens::load(&foundation.db).await?;
     let core = app::AccountCore::new(foundation.db.clone(), ledger, page_tokens);
     app::outbox::spawn(core.clone(), Duration::from_millis(settings.outbox_interval_ms), shutdown.clone());
     ServerBuilder::new(SCHEMA, common.server.clone())

@@ -1,5 +1,5 @@
 //! `folio-account [serve|migrate]`.
 
 fn main() -> std::process::ExitCode {
-    folio_common::cli::main::<folio_account::Binary>()
+    folio_runtime::cli::main::<folio_account::Binary>()
 }

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use folio_common::error::reason_of;
+use folio_errors::reason_of;
 use folio_proto::{
     account::{
         CloseAccountRequest, CreateAccountRequest, FreezeAccountRequest, GetAccountRequest, ListAccountsRequest,

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use folio_common::error::reason_of;
+use folio_errors::reason_of;
 use folio_proto::{
     account::{
         CloseAccountRequest, FreezeAccountRequest, GetAccountRequest, UnfreezeAccountRequest, UpdateAccountRequest,
@@ -25,7 +25,7 @@ use support::{Suite, bearer, create, posted};
 use tonic::Code;
 
 async fn schema(suite: &Suite, name: &str) -> DatabaseConnection {
-    folio_common::db::connect_url(&suite.db.url, name, 2).await.unwrap()
+    folio_storage::db::connect_url(&suite.db.url, name, 2).await.unwrap()
 }
 
 /// (status, overdraft limit, version) as the ledger has them.

@@ -14,20 +14,18 @@ mod migration;
 pub mod settings;
 mod store;
 
-use folio_common::paging::PageTokens;
+use folio_storage::paging::PageTokens;
 use std::path::Path;
 
 use anyhow::Context;
-use folio_common::{
-    CancellationToken,
-    cli::{ExtraCommands, ServiceBinary},
-    config::LoadedConfig,
-    foundation::{Foundation, migrate_only},
-    server::{RunningServer, ServerBuilder},
-};
 use folio_proto::auth::{
     auth_internal_service_server::AuthInternalServiceServer, auth_service_server::AuthServiceServer,
 };
+use folio_runtime::CancellationToken;
+use folio_runtime::cli::{ExtraCommands, ServiceBinary};
+use folio_runtime::config::LoadedConfig;
+use folio_runtime::foundation::{Foundation, migrate_only};
+use folio_runtime::server::{RunningServer, ServerBuilder};
 use secrecy::{ExposeSecret, SecretString};
 
 use app::{AuthCore, keyring::Keyring};
@@ -131,10 +129,10 @@ fn jwks_route(keyring: Keyring) -> axum::Router {
 
 /// Deletes lapsed revocations every minute.
 fn spawn_housekeeping(db: sea_orm::DatabaseConnection, shutdown: CancellationToken) {
-    folio_common::tasks::spawn_every(std::time::Duration::from_secs(60), shutdown, move || {
+    folio_runtime::tasks::spawn_every(std::time::Duration::from_secs(60), shutdown, move || {
         let db = db.clone();
         async move {
-            let purged = match folio_common::db::now(&db).await {
+            let purged = match folio_storage::db::now(&db).await {
                 Ok(now) => store::revocations::purge_lapsed(&db, now.timestamp_micros()).await,
                 Err(error) => Err(error),
             };
@@ -186,7 +184,7 @@ impl ExtraCommands for AuthCommand {
                 std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
                 let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
                 let user = core
-                    .create_user(&email, &password, &display_name, &[folio_common::auth::roles::OPERATOR], "cli")
+                    .create_user(&email, &password, &display_name, &[folio_tokens::roles::OPERATOR], "cli")
                     .await
                     .map_err(|failure| anyhow::anyhow!("{failure}"))?;
                 println!("operator {} created with id {}", user.email, user.id);

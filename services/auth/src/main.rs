@@ -1,5 +1,5 @@
 //! `folio-auth [serve|migrate]`.
 
 fn main() -> std::process::ExitCode {
-    folio_common::cli::main::<folio_auth::Binary>()
+    folio_runtime::cli::main::<folio_auth::Binary>()
 }

@@ -13,7 +13,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m0001_auth_schema::Migration),
-            Box::new(folio_common::paging::PagingKeyMigration { name: "m0002_auth_paging_key" }),
+            Box::new(folio_storage::paging::PagingKeyMigration { name: "m0002_auth_paging_key" }),
         ]
     }
 }

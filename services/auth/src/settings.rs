@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use folio_common::auth::scopes;
+use folio_tokens::scopes;
 use secrecy::SecretString;
 use serde::Deserialize;
 

@@ -109,7 +109,7 @@ async fn parallel_refreshes_of_one_token_let_at_most_one_through_and_end_the_ses
 }
 
 fn support_reason(status: &tonic::Status) -> String {
-    folio_common::error::reason_of(status).unwrap_or_default()
+    folio_errors::reason_of(status).unwrap_or_default()
 }
 
 async fn revocations_reach_another_verifier(options: Options, flush_redis: bool) {

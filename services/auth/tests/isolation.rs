@@ -89,7 +89,7 @@ async fn attempts_at_once_are_checked_at_most_as_often_as_the_cap_allows_on_redi
 async fn rotations_at_once_leave_exactly_one_signing_key() {
     let auth = Auth::start().await;
     let operator = auth.operator().await.access_token;
-    let db = folio_common::db::connect_url(&auth.db.url, "auth", 1).await.unwrap();
+    let db = folio_storage::db::connect_url(&auth.db.url, "auth", 1).await.unwrap();
     for round in 0..5 {
         let rotations: Vec<_> = (0..8)
             .map(|_| {

@@ -12,14 +12,12 @@ pub mod settings;
 
 use std::time::Duration;
 
-use folio_common::{
-    CancellationToken,
-    auth::VerifierSettings,
-    cache::{Cache, SyncedLimiter},
-    cli::{NoExtraCommands, ServiceBinary},
-    config::LoadedConfig,
-    server::{RunningServer, ServerBuilder},
-};
+use folio_runtime::CancellationToken;
+use folio_runtime::cli::{NoExtraCommands, ServiceBinary};
+use folio_runtime::config::LoadedConfig;
+use folio_runtime::server::{RunningServer, ServerBuilder};
+use folio_storage::cache::{Cache, SyncedLimiter};
+use folio_tokens::VerifierSettings;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use api::proxy;
@@ -36,7 +34,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let cache = Cache::from_settings(&common.redis).await?.with_replicas(settings.replicas);
     let limiter = SyncedLimiter::new(&cache);
     limiter.spawn_sync(shutdown.clone());
-    let auth = folio_common::auth::remote_auth(common, VerifierSettings::default())?;
+    let auth = folio_tokens::remote_auth(&common.upstreams.auth, &common.service_client, VerifierSettings::default())?;
     auth.verifier.spawn_refresh(Some(cache.clone()), shutdown.clone());
     let resolve = Duration::from_millis(settings.resolve_interval_ms);
     let eject = Duration::from_millis(settings.eject_for_ms);

@@ -11,7 +11,7 @@ use std::{
 };
 
 use base64::Engine;
-use folio_common::client::lazy_channel;
+use folio_proto::client::lazy_channel;
 use folio_proto::{
     auth::{LoginRequest, LogoutRequest, auth_service_client::AuthServiceClient},
     ledger::{

@@ -284,7 +284,7 @@ async fn an_upstream_that_takes_no_connection_delays_no_call_to_another() {
     // Callers of the unreachable account service: each of their connects
     // waits out the connect timeout.
     let account = folio_proto::account::account_service_client::AccountServiceClient::new(
-        folio_common::client::lazy_channel(&gateway.to_string()).unwrap(),
+        folio_proto::client::lazy_channel(&gateway.to_string()).unwrap(),
     );
     let stuck: Vec<_> = (0..16)
         .map(|_| {

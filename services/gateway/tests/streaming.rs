@@ -15,7 +15,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use folio_common::client::lazy_channel;
+use folio_proto::client::lazy_channel;
 use folio_proto::ledger::{Asset, ListAssetsRequest, ListAssetsResponse};
 use futures::StreamExt;
 use http_body_util::{StreamBody, combinators::BoxBody};

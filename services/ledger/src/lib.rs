@@ -16,17 +16,15 @@ mod store;
 
 use std::time::Duration;
 
-use folio_common::{
-    CancellationToken,
-    cli::{NoExtraCommands, ServiceBinary},
-    config::LoadedConfig,
-    db::Pool,
-    foundation::{Foundation, migrate_only},
-    server::{RunningServer, ServerBuilder},
-};
 use folio_proto::ledger::{
     ledger_admin_service_server::LedgerAdminServiceServer, ledger_service_server::LedgerServiceServer,
 };
+use folio_runtime::CancellationToken;
+use folio_runtime::cli::{NoExtraCommands, ServiceBinary};
+use folio_runtime::config::LoadedConfig;
+use folio_runtime::foundation::{Foundation, migrate_only};
+use folio_runtime::server::{RunningServer, ServerBuilder};
+use folio_storage::db::Pool;
 
 pub use migration::Migrator;
 use settings::LedgerSettings;
@@ -48,11 +46,11 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     app::bootstrap::bootstrap_assets(&foundation.db, &settings.bootstrap_assets).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
-    let page_tokens = folio_common::paging::PageTokens::load(&foundation.db).await?;
+    let page_tokens = folio_storage::paging::PageTokens::load(&foundation.db).await?;
     let writer = if foundation.db.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Overlapping writers, each on a session of its own (see WRITER_SESSION).
         let pool = Pool { max_connections: settings.writers.max(1) as u32, session: WRITER_SESSION };
-        let db = folio_common::db::connect_pool(&common.database, &common.data_dir, SCHEMA, &pool).await?;
+        let db = folio_storage::db::connect_pool(&common.database, &common.data_dir, SCHEMA, &pool).await?;
         app::writer::Writer::start(db, settings.writers, shutdown.clone())
     } else {
         // SQLite has one writer at a time anyway.

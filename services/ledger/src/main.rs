@@ -6,5 +6,5 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    folio_common::cli::main::<folio_ledger::Binary>()
+    folio_runtime::cli::main::<folio_ledger::Binary>()
 }

@@ -15,7 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_ledger_schema::Migration),
             Box::new(m0002_lean_indexes::Migration),
-            Box::new(folio_common::paging::PagingKeyMigration { name: "m0003_ledger_paging_key" }),
+            Box::new(folio_storage::paging::PagingKeyMigration { name: "m0003_ledger_paging_key" }),
         ]
     }
 }

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use folio_common::client::lazy_channel;
+use folio_proto::client::lazy_channel;
 use folio_proto::{
     auth::{IssueServiceTokenRequest, auth_service_client::AuthServiceClient},
     ledger::{
@@ -187,7 +187,7 @@ async fn killing_the_ledger_mid_traffic_loses_and_duplicates_nothing() {
         answered.len()
     );
 
-    let store = folio_common::db::connect_url(&db.url, "ledger", 1).await.unwrap();
+    let store = folio_storage::db::connect_url(&db.url, "ledger", 1).await.unwrap();
     let rows = store
         .query_all_raw(Statement::from_string(
             store.get_database_backend(),

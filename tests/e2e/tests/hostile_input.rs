@@ -41,7 +41,7 @@ async fn stack(db: &TestDatabase, redis: &OwnRedis, extra: &[(&str, &str)]) -> S
 /// Refuses `description = 'poison'` inside the ledger's batch statement: a
 /// value the database refuses that no validator foresaw.
 async fn poison_the_ledger_store(db: &TestDatabase) {
-    let ledger = folio_common::db::connect_url(&db.url, "ledger", 1).await.unwrap();
+    let ledger = folio_storage::db::connect_url(&db.url, "ledger", 1).await.unwrap();
     for sql in [
         "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
          IF NEW.description = 'poison' THEN RAISE EXCEPTION 'poisoned value' USING ERRCODE = '22023'; END IF; \

@@ -148,7 +148,7 @@ async fn operators_rotating_at_once_leave_exactly_one_signer() {
     for rotation in rotations {
         rotation.await.unwrap().expect("rotation");
     }
-    let auth_db = folio_common::db::connect_url(&db.url, "auth", 1).await.unwrap();
+    let auth_db = folio_storage::db::connect_url(&db.url, "auth", 1).await.unwrap();
     let sql = "SELECT COUNT(*) AS n FROM signing_keys WHERE retired_at IS NULL";
     let row = auth_db
         .query_one_raw(Statement::from_string(auth_db.get_database_backend(), sql.to_owned()))

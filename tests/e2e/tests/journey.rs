@@ -7,7 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use folio_common::{client::lazy_channel, error::reason_of};
+use folio_errors::reason_of;
+use folio_proto::client::lazy_channel;
 use folio_proto::{
     account::{CreateAccountRequest, GetAccountRequest, account_service_client::AccountServiceClient},
     auth::{

@@ -91,7 +91,7 @@ fn run_property(stack: impl std::future::Future<Output = Stack>) {
                     !matches!(status.code(), Code::Internal | Code::Unknown | Code::Unavailable),
                     "{field} answered {:?} ({}) for {:?}",
                     status.code(),
-                    folio_common::error::reason_of(&status).unwrap_or_default(),
+                    folio_errors::reason_of(&status).unwrap_or_default(),
                     text.chars().take(80).collect::<String>()
                 );
             }

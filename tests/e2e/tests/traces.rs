@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use folio_common::client::lazy_channel;
+use folio_proto::client::lazy_channel;
 use folio_proto::{
     account::{CreateAccountRequest, account_service_client::AccountServiceClient},
     auth::{LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient},

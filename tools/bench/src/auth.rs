@@ -27,10 +27,10 @@ pub async fn run(phase: Duration, concurrency: usize) -> anyhow::Result<()> {
         ("FOLIO__TELEMETRY__LOG_FILTER", "warn"),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
-    let config = folio_common::config::load_from("auth", &dir.path().join("none"), env)?;
+    let config = folio_runtime::config::load_from("auth", &dir.path().join("none"), env)?;
     let shutdown = CancellationToken::new();
     let server = folio_auth::serve(config, shutdown.clone()).await?;
-    let channel = folio_common::client::lazy_channel(&server.grpc_addr.to_string())?;
+    let channel = folio_proto::client::lazy_channel(&server.grpc_addr.to_string())?;
 
     let emails: Vec<String> = (0..concurrency).map(|_| format!("{}@bench.test", unique("u"))).collect();
     for email in &emails {

@@ -58,7 +58,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         ("FOLIO__TELEMETRY__LOG_FILTER", "warn"),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
-    let config = folio_common::config::load_from("auth", &dir.path().join("none"), env)?;
+    let config = folio_runtime::config::load_from("auth", &dir.path().join("none"), env)?;
     let shutdown = CancellationToken::new();
     let auth = folio_auth::serve(config, shutdown.clone()).await?;
     let auth_addr = auth.grpc_addr.to_string();

@@ -73,14 +73,14 @@ pub fn bearer<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
 pub async fn admin_token(auth_addr: &str) -> anyhow::Result<String> {
     let request =
         IssueServiceTokenRequest { client_id: ADMIN_ID.into(), client_secret: ADMIN_SECRET.into(), scopes: vec![] };
-    let mut client = AuthServiceClient::new(folio_common::client::lazy_channel(auth_addr)?);
+    let mut client = AuthServiceClient::new(folio_proto::client::lazy_channel(auth_addr)?);
     Ok(client.issue_service_token(request).await?.into_inner().access_token)
 }
 
 /// Eight channels to `addr`: the load spreads over several connections, as
 /// many clients' would.
 pub fn channels(addr: &str) -> anyhow::Result<Vec<Channel>> {
-    (0..8).map(|_| folio_common::client::lazy_channel(addr)).collect()
+    (0..8).map(|_| folio_proto::client::lazy_channel(addr)).collect()
 }
 
 pub async fn wait_until_ready(channel: &Channel, token: &str) -> anyhow::Result<()> {

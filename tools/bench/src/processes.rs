@@ -25,7 +25,7 @@ pub fn ledger_env<'a>(database_url: &'a str, auth_addr: &'a str) -> [(&'static s
         ("FOLIO__SERVICE_CLIENT__ID", LEDGER_ID),
         ("FOLIO__SERVICE_CLIENT__SECRET", LEDGER_SECRET),
         ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2"),
-        ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
+        ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_runtime::server=info"),
         ("FOLIO__DATABASE__MAX_CONNECTIONS", "8"),
     ]
 }
@@ -37,7 +37,7 @@ pub fn gateway_env<'a>(auth_addr: &'a str, ledger_addr: &'a str) -> [(&'static s
         ("FOLIO__UPSTREAMS__LEDGER", ledger_addr),
         ("FOLIO__SERVICE_CLIENT__ID", GATEWAY_ID),
         ("FOLIO__SERVICE_CLIENT__SECRET", GATEWAY_SECRET),
-        ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
+        ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_runtime::server=info"),
         // The budgets stay on and shared through Redis, as in production;
         // one principal drives all the load, so its budget is set past it:
         // measure forwarding, not the limiter's refusals.

@@ -63,7 +63,7 @@ pub async fn run(duration: Duration, callers: usize, binaries: Binaries) -> anyh
             ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", folio_testkit::KEY_ENCRYPTION_KEY),
             ("FOLIO__AUTH__SERVICE_ACCOUNTS", accounts.as_str()),
             // The "serving" line tells the bench the port.
-            ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_common::server=info"),
+            ("FOLIO__TELEMETRY__LOG_FILTER", "warn,folio_runtime::server=info"),
         ],
     )
     .await;

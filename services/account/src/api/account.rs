@@ -1,7 +1,8 @@
 //! `AccountService` (error domain `account.folio`).
 
-use folio_common::{auth::principal, error::Failure};
+use folio_errors::Failure;
 use folio_proto::account::{self as pb, account_service_server::AccountService};
+use folio_tokens::principal;
 use tonic::{Request, Response, Status};
 
 use super::convert::{caller, changes, message, status_filter};

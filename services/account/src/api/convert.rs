@@ -1,11 +1,9 @@
 //! Between protobuf messages and the domain's values.
 
-use folio_common::{
-    auth::{Principal, scopes},
-    error::{FolioError, echo},
-    time::timestamp,
-};
+use folio_errors::time::timestamp;
+use folio_errors::{FolioError, echo};
 use folio_proto::account as pb;
+use folio_tokens::{Principal, scopes};
 
 use crate::domain::{Account, AccountStatus, Caller, Changes};
 

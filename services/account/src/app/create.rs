@@ -2,10 +2,8 @@
 //! PENDING with an outbox entry in one transaction, then OpenAccount is tried
 //! inline; when the ledger does not answer, the outbox worker finishes later.
 
-use folio_common::{
-    db::{RetryPolicy, TxError, run_in_tx},
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::db::{RetryPolicy, TxError, run_in_tx};
 use sea_orm::SqlErr;
 
 use super::AccountCore;

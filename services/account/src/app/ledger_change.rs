@@ -11,7 +11,7 @@
 //!   failed after it did) the account is marked, and the repair pass re-reads
 //!   the ledger's state and records it within seconds.
 
-use folio_common::error::{Failure, FolioError, Reason};
+use folio_errors::{Failure, FolioError, Reason};
 use sea_orm::ConnectionTrait;
 
 use super::AccountCore;
@@ -65,7 +65,7 @@ impl AccountCore {
         edits: &ValidChanges,
         check: impl FnOnce(&Account) -> Result<(), Failure>,
     ) -> Result<Account, Failure> {
-        let tx = folio_common::db::begin_write(&self.db, None).await?;
+        let tx = folio_storage::db::begin_write(&self.db, None).await?;
         let account = self.lock(&tx, id).await?;
         check(&account)?;
         let ledger = match self.apply_in_ledger(id, intent.change, account.version).await {
@@ -123,7 +123,7 @@ impl AccountCore {
                     continue;
                 }
             };
-            let tx = folio_common::db::begin_write(&self.db, None).await?;
+            let tx = folio_storage::db::begin_write(&self.db, None).await?;
             let current = self.lock(&tx, &id).await?;
             if ledger.version > current.version {
                 tracing::warn!(account_id = %id, "repair: recording the ledger's state");

@@ -8,13 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use folio_common::{
-    auth::ServiceTokenProvider,
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::{Failure, FolioError, Reason};
 use folio_proto::ledger::{
     self as pb, ledger_admin_service_client::LedgerAdminServiceClient, ledger_service_client::LedgerServiceClient,
 };
+use folio_tokens::ServiceTokenProvider;
 use tonic::{Code, transport::Channel};
 
 use crate::domain::{Account, AccountStatus, LedgerState};
@@ -66,7 +64,7 @@ pub struct Ledger {
 /// A ledger failure as the account service answers it: the ledger's own
 /// reason for business rules, `DEPENDENCY_UNAVAILABLE` for everything else.
 pub fn from_ledger(status: &tonic::Status) -> Failure {
-    let reason = folio_common::error::reason_of(status).and_then(|r| Reason::parse(&r));
+    let reason = folio_errors::reason_of(status).and_then(|r| Reason::parse(&r));
     match (status.code(), reason) {
         (Code::Unavailable | Code::DeadlineExceeded | Code::Internal | Code::Unknown | Code::Cancelled, _)
         | (_, None) => {

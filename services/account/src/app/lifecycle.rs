@@ -2,12 +2,10 @@
 //! first (it is authoritative) and are recorded here only after it confirms
 //! (`ledger_change.rs`); local fields change under the etag alone.
 
-use folio_common::{
-    db::{RetryPolicy, TxError, run_in_tx},
-    error::Failure,
-    validate,
-};
+use folio_errors::Failure;
+use folio_errors::validate;
 use folio_proto::ledger::Balance;
+use folio_storage::db::{RetryPolicy, TxError, run_in_tx};
 
 use super::AccountCore;
 use super::ledger_change::{Intent, LedgerChange};
@@ -45,7 +43,7 @@ impl AccountCore {
         let after = self.page_tokens.decode(token)?;
         let query = PageQuery { owner: owner.as_deref(), status, after, limit: limit + 1 };
         let page = store::accounts::page(&self.db, query).await?;
-        Ok(folio_common::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.id)))
+        Ok(folio_storage::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.id)))
     }
 
     /// UpdateAccount: guarded by the etag; the overdraft limit goes to the ledger first.

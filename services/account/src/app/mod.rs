@@ -9,10 +9,8 @@ pub mod ledger_client;
 mod lifecycle;
 pub mod outbox;
 
-use folio_common::{
-    error::{Failure, FolioError, Reason},
-    paging::PageTokens,
-};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::paging::PageTokens;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
 use crate::domain::Account;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use folio_common::error::Failure;
+use folio_errors::Failure;
 use tokio_util::sync::CancellationToken;
 
 use super::AccountCore;
@@ -21,7 +21,7 @@ const BATCH: u64 = 50;
 
 /// Works the outbox every `interval` until `shutdown`.
 pub fn spawn(core: AccountCore, interval: Duration, shutdown: CancellationToken) {
-    folio_common::tasks::spawn_every(interval, shutdown, move || {
+    folio_runtime::tasks::spawn_every(interval, shutdown, move || {
         let core = core.clone();
         async move {
             if let Err(error) = pass(&core).await {

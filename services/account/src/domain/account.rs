@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 /// Customer or system (stored as SMALLINT, proto numbering).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Who may see and change an account.
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 use super::{Account, AccountStatus};
 

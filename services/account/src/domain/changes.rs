@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use folio_common::{error::FolioError, validate};
+use folio_errors::FolioError;
+use folio_errors::validate;
 
 use super::{Account, Caller};
 

@@ -2,10 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use folio_common::{
-    error::{FolioError, Reason},
-    validate,
-};
+use folio_errors::validate;
+use folio_errors::{FolioError, Reason};
 use sha2::{Digest, Sha256};
 
 use super::{AccountKind, Caller};

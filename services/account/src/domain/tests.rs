@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 use super::*;
 

@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 /// The database's clock (µs): one clock for every replica.
 pub async fn now(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
-    folio_common::db::now(db).await.map(|at| at.timestamp_micros())
+    folio_storage::db::now(db).await.map(|at| at.timestamp_micros())
 }
 
 fn corrupt(what: &str, value: impl std::fmt::Debug) -> DbErr {

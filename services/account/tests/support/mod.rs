@@ -4,12 +4,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use folio_common::{client::lazy_channel, error::reason_of, server::RunningServer};
+use folio_errors::reason_of;
+use folio_proto::client::lazy_channel;
 use folio_proto::{
     account::{CreateAccountRequest, ListAccountsRequest, account_service_client::AccountServiceClient},
     auth::{IssueServiceTokenRequest, LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient},
     ledger::{CreateTransferRequest, TransferKind, ledger_service_client::LedgerServiceClient},
 };
+use folio_runtime::server::RunningServer;
 use folio_testkit::{TestDatabase, unique};
 use sea_orm::{ConnectionTrait, Statement};
 use tokio_util::sync::CancellationToken;
@@ -55,7 +57,7 @@ impl Suite {
         let accounts = format!(
             "folio-account:{ACCOUNT_SECRET}:ledger:admin ledger:read auth:internal;folio-ledger:{LEDGER_SECRET}:auth:internal;test-writer:{WRITER_SECRET}:ledger:write ledger:read"
         );
-        let config = folio_common::config::load_from(
+        let config = folio_runtime::config::load_from(
             "auth",
             &dir.path().join("none"),
             folio_testkit::auth_env(&db.url, &operator_email, &accounts),
@@ -101,7 +103,7 @@ impl Suite {
 
     pub async fn start_ledger(&mut self) {
         let addr = format!("127.0.0.1:{}", self.ledger_port);
-        let config = folio_common::config::load_from(
+        let config = folio_runtime::config::load_from(
             "ledger",
             &self.dir.path().join("none"),
             env(&[
@@ -141,7 +143,7 @@ impl Suite {
     }
 
     pub async fn start_account(&mut self) {
-        let config = folio_common::config::load_from(
+        let config = folio_runtime::config::load_from(
             "account",
             &self.dir.path().join("none"),
             env(&[
@@ -201,7 +203,7 @@ impl Suite {
     }
 
     pub async fn ledger_accounts_with_id(&self, id: &str) -> i64 {
-        let db = folio_common::db::connect_url(&self.db.url, "ledger", 1).await.unwrap();
+        let db = folio_storage::db::connect_url(&self.db.url, "ledger", 1).await.unwrap();
         let row = db
             .query_one_raw(Statement::from_string(
                 db.get_database_backend(),

@@ -2,14 +2,12 @@
 //! caller and request context, calls [`AuthCore`], and maps failures to
 //! statuses (domain `auth.folio`).
 
-use folio_common::time::timestamp;
-use folio_common::{
-    auth::{Principal, principal},
-    error::Failure,
-};
+use folio_errors::Failure;
+use folio_errors::time::timestamp;
 use folio_proto::auth::{
     self as pb, auth_internal_service_server::AuthInternalService, auth_service_server::AuthService,
 };
+use folio_tokens::{Principal, principal};
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
@@ -71,7 +69,7 @@ fn login_context<T>(request: &Request<T>) -> LoginContext {
     let header = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let client_ip = request
         .extensions()
-        .get::<folio_common::auth::ClientIp>()
+        .get::<folio_tokens::ClientIp>()
         .map(|ip| ip.0.clone())
         .or_else(|| request.remote_addr().map(|addr| addr.ip().to_string()))
         .unwrap_or_else(|| "unknown".to_owned());

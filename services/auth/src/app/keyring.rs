@@ -10,9 +10,9 @@ use std::{
 use anyhow::Context;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::{SigningKey, pkcs8::EncodePrivateKey};
-use folio_common::auth::MAX_ACCESS_TOKEN_LIFETIME;
-use folio_common::db::{RetryPolicy, TxError, run_in_tx};
 use folio_proto::auth::Jwk;
+use folio_storage::db::{RetryPolicy, TxError, run_in_tx};
+use folio_tokens::MAX_ACCESS_TOKEN_LIFETIME;
 use jsonwebtoken::EncodingKey;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 

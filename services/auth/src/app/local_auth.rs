@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use folio_common::auth::{KeySource, RevocationSource, TokenVerifier, VerifierSettings};
 use folio_proto::auth::{Jwk, ListRevocationsResponse};
+use folio_tokens::{KeySource, RevocationSource, TokenVerifier, VerifierSettings};
 use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 

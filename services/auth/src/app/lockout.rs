@@ -7,8 +7,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use folio_common::cache::Cache;
-use folio_common::error::{Failure, FolioError, Reason};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::cache::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::settings::AuthSettings;

@@ -11,14 +11,12 @@ mod service_accounts;
 mod sessions;
 mod users;
 
-use folio_common::paging::PageTokens;
+use folio_storage::paging::PageTokens;
 use std::sync::Arc;
 
-use folio_common::{
-    auth::{Principal, REVOCATION_CHANNEL, roles},
-    cache::Cache,
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::cache::Cache;
+use folio_tokens::{Principal, REVOCATION_CHANNEL, roles};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::domain::{password_hasher::PasswordHasher, records::User};
@@ -93,5 +91,5 @@ fn require_user(principal: &Principal) -> Result<(&str, &str), Failure> {
 }
 
 fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Failure> {
-    Ok(folio_common::paging::page_size(requested, default, max)?)
+    Ok(folio_storage::paging::page_size(requested, default, max)?)
 }

@@ -1,12 +1,10 @@
 //! Service accounts: creation, secrets, the client-credentials grant, and
 //! accounts declared in configuration.
 
-use folio_common::validate::TextRule;
-use folio_common::{
-    auth::{Principal, scopes},
-    db::{RetryPolicy, TxError, run_in_tx},
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::validate::TextRule;
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::db::{RetryPolicy, TxError, run_in_tx};
+use folio_tokens::{Principal, scopes};
 use sea_orm::SqlErr;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -37,7 +35,7 @@ impl AuthCore {
         requested: &[String],
     ) -> Result<(ServiceAccount, String), Failure> {
         require_operator(principal)?;
-        folio_common::validate::checked_text("name", name, TextRule::Line)?;
+        folio_errors::validate::checked_text("name", name, TextRule::Line)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(FolioError::invalid_field("name", "must be 1..100 characters").into());
@@ -97,7 +95,7 @@ impl AuthCore {
     }
 
     async fn find_service_account(&self, client_id: &str) -> Result<ServiceAccount, Failure> {
-        folio_common::validate::checked_text("client_id", client_id, TextRule::Line)?;
+        folio_errors::validate::checked_text("client_id", client_id, TextRule::Line)?;
         store::service_accounts::find(&self.db, client_id)
             .await?
             .ok_or_else(|| FolioError::new(Reason::ServiceAccountNotFound, "no such service account").into())
@@ -114,7 +112,7 @@ impl AuthCore {
         let limit = page_size(size, 50, 200)?;
         let after = self.page_tokens.decode(token)?;
         let page = store::service_accounts::page(&self.db, after, limit + 1).await?;
-        Ok(folio_common::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.client_id)))
+        Ok(folio_storage::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.client_id)))
     }
 
     /// RotateServiceAccountSecret (operator): the old secret stops working.
@@ -168,8 +166,8 @@ impl AuthCore {
         secret: &SecretString,
         requested: &[String],
     ) -> Result<(AccessToken, Vec<String>), Failure> {
-        folio_common::validate::checked_text("client_id", client_id, TextRule::Line)?;
-        folio_common::validate::lines("scopes", requested)?;
+        folio_errors::validate::checked_text("client_id", client_id, TextRule::Line)?;
+        folio_errors::validate::lines("scopes", requested)?;
         let account = store::service_accounts::find(&self.db, client_id).await?;
         let presented = secret_hash(secret.expose_secret());
         // Compare against something even for unknown ids, in constant time.
@@ -188,9 +186,9 @@ impl AuthCore {
             if let Some(missing) = requested.iter().find(|s| !available.contains(s)) {
                 return Err(FolioError::new(
                     Reason::MissingScope,
-                    format!("scope {:?} is not granted to this account", folio_common::error::echo(missing)),
+                    format!("scope {:?} is not granted to this account", folio_errors::echo(missing)),
                 )
-                .with_metadata("scope", folio_common::error::echo(missing))
+                .with_metadata("scope", folio_errors::echo(missing))
                 .into());
             }
             requested.to_vec()

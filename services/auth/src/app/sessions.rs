@@ -1,10 +1,8 @@
 //! Sign-in, token refresh with reuse detection, sign-out, and the caller's sessions.
 
-use folio_common::{
-    auth::Principal,
-    db::{RetryPolicy, TxError, run_in_tx},
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::db::{RetryPolicy, TxError, run_in_tx};
+use folio_tokens::Principal;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -269,7 +267,7 @@ impl AuthCore {
         let now = self.now(&self.db).await?;
         let before = self.page_tokens.decode(token)?;
         let page = store::sessions::live_page(&self.db, user_id, now, before, limit + 1).await?;
-        Ok(folio_common::paging::finish_page(page, limit, |s| self.page_tokens.encode(s.created_at, &s.id)))
+        Ok(folio_storage::paging::finish_page(page, limit, |s| self.page_tokens.encode(s.created_at, &s.id)))
     }
 
     /// ChangePassword: checks the old password (counted by the lock-out like

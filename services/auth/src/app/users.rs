@@ -1,10 +1,8 @@
 //! Registration and user administration.
 
-use folio_common::{
-    auth::{Principal, roles},
-    db::{RetryPolicy, run_in_tx},
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::db::{RetryPolicy, run_in_tx};
+use folio_tokens::{Principal, roles};
 use sea_orm::{ConnectionTrait, SqlErr};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -22,7 +20,7 @@ use crate::store::{
 };
 
 fn validate_display_name(name: &str) -> Result<String, Failure> {
-    Ok(folio_common::validate::text("display_name", name, 1, 100)?)
+    Ok(folio_errors::validate::text("display_name", name, 1, 100)?)
 }
 
 impl AuthCore {
@@ -102,7 +100,7 @@ impl AuthCore {
         require_operator(principal)?;
         let limit = page_size(size, 50, 200)?;
         let page = store::users::page(&self.db, self.page_tokens.decode(token)?, limit + 1).await?;
-        Ok(folio_common::paging::finish_page(page, limit, |u| self.page_tokens.encode(u.created_at, &u.id)))
+        Ok(folio_storage::paging::finish_page(page, limit, |u| self.page_tokens.encode(u.created_at, &u.id)))
     }
 
     /// DisableUser (operator): the user's sessions end and their tokens are refused.
@@ -124,7 +122,7 @@ impl AuthCore {
     ) -> Result<User, Failure> {
         require_operator(principal)?;
         let user_id = parse_id("user_id", user_id)?;
-        folio_common::validate::free_text("reason", reason, 500)?;
+        folio_errors::validate::free_text("reason", reason, 500)?;
         let operation = if disabled { "auth_disable_user" } else { "auth_enable_user" };
         let user = run_in_tx(&self.db, operation, RetryPolicy::default(), |tx| {
             let user_id = user_id.clone();

@@ -1,9 +1,7 @@
 //! Rules for the identifying fields of auth's requests.
 
-use folio_common::{
-    error::{FolioError, echo},
-    validate::{self, TextRule},
-};
+use folio_errors::validate::{self, TextRule};
+use folio_errors::{FolioError, echo};
 
 /// A normalised email: trimmed, lower-case, one `@` with text on both sides.
 pub fn normalize_email(email: &str) -> Result<String, FolioError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version};
-use folio_common::error::{Failure, FolioError, Reason};
+use folio_errors::{Failure, FolioError, Reason};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 

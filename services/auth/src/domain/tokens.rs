@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use folio_common::auth::{AUDIENCE, AccessClaims, ISSUER};
+use folio_tokens::{AUDIENCE, AccessClaims, ISSUER};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sha2::{Digest, Sha256};
 

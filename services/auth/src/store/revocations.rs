@@ -1,8 +1,8 @@
 //! Revocations in force, versioned so verifiers can ask "anything new since
 //! version N?" every second at almost no cost.
 
-use folio_common::auth::MAX_ACCESS_TOKEN_LIFETIME;
 use folio_proto::auth::ListRevocationsResponse;
+use folio_tokens::MAX_ACCESS_TOKEN_LIFETIME;
 use sea_orm::sea_query::ExprTrait as _;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
@@ -86,7 +86,7 @@ pub async fn in_force(db: &sea_orm::DatabaseConnection, since: i64) -> Result<Li
         tx.commit().await?;
         return Ok(ListRevocationsResponse { version, unchanged: true, ..Default::default() });
     }
-    let now = folio_common::db::now(&tx).await?.timestamp_micros();
+    let now = folio_storage::db::now(&tx).await?.timestamp_micros();
     let rows = revocations::Entity::find()
         .filter(revocations::Column::ExpiresAt.is_null().or(revocations::Column::ExpiresAt.gt(now)))
         .all(&tx)

@@ -3,14 +3,12 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use folio_common::{
-    auth::{GrpcKeySource, GrpcRevocationSource, ServiceTokenProvider, TokenVerifier, VerifierSettings},
-    cache::Cache,
-    client::lazy_channel,
-    error::reason_of,
-};
+use folio_errors::reason_of;
 use folio_proto::auth::{LoginRequest, LoginResponse, RegisterRequest, auth_service_client::AuthServiceClient};
+use folio_proto::client::lazy_channel;
+use folio_storage::cache::Cache;
 use folio_testkit::{TestDatabase, unique};
+use folio_tokens::{GrpcKeySource, GrpcRevocationSource, ServiceTokenProvider, TokenVerifier, VerifierSettings};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, transport::Channel};
 
@@ -62,7 +60,7 @@ impl Auth {
         }
         env.extend(options.extra.iter().cloned());
         let dir = tempfile::tempdir().unwrap();
-        let config = folio_common::config::load_from("auth", &dir.path().join("none"), env).expect("config");
+        let config = folio_runtime::config::load_from("auth", &dir.path().join("none"), env).expect("config");
         let shutdown = CancellationToken::new();
         let server = folio_auth::serve(config, shutdown.clone()).await.expect("auth starts");
         Self {
@@ -122,7 +120,7 @@ impl Auth {
         );
         let cache = match &self.redis_url {
             Some(url) => Some(
-                Cache::from_settings(&folio_common::config::RedisSettings { url: Some(url.clone().into()) })
+                Cache::from_settings(&folio_runtime::config::RedisSettings { url: Some(url.clone().into()) })
                     .await
                     .unwrap(),
             ),
@@ -157,7 +155,7 @@ pub async fn refused_within_five_seconds(verifier: &TokenVerifier, token: &str) 
     let started = std::time::Instant::now();
     loop {
         match verifier.verify(token).await {
-            Err(error) if error.reason() == folio_common::error::Reason::TokenRevoked => return started.elapsed(),
+            Err(error) if error.reason() == folio_errors::Reason::TokenRevoked => return started.elapsed(),
             Err(error) => panic!("refused for another reason: {error}"),
             Ok(_) => assert!(started.elapsed() < Duration::from_secs(5), "still accepted after 5 s"),
         }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use folio_common::server::CallStarted;
+use folio_runtime::server::CallStarted;
 use http::{HeaderValue, Request};
 
 use crate::app::connection::Lane;

@@ -10,11 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use folio_common::{
-    auth::Principal,
-    cache::{RateLimit, SyncedLimiter},
-    error::{FolioError, Reason},
-};
+use folio_errors::{FolioError, Reason};
+use folio_storage::cache::{RateLimit, SyncedLimiter};
+use folio_tokens::Principal;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::BodyExt;
@@ -41,7 +39,7 @@ pub struct ProxyConfig {
     /// Largest request body accepted.
     pub max_message_bytes: usize,
     /// The gateway's own token: it vouches for the client IP it forwards.
-    pub tokens: Option<Arc<folio_common::auth::ServiceTokenProvider>>,
+    pub tokens: Option<Arc<folio_tokens::ServiceTokenProvider>>,
 }
 
 /// The proxy service (the gateway server's fallback for every unclaimed path).
@@ -134,10 +132,10 @@ impl Proxy {
         else {
             return reply(FolioError::new(
                 Reason::NotImplemented,
-                format!("{} is not served here", folio_common::error::echo(&path)),
+                format!("{} is not served here", folio_errors::echo(&path)),
             ));
         };
-        if principal.is_none() && !folio_common::auth::is_public(&path) {
+        if principal.is_none() && !folio_tokens::is_public(&path) {
             return reply(FolioError::new(
                 Reason::TokenMissing,
                 "this call needs `authorization: Bearer <access token>`",
@@ -154,12 +152,12 @@ impl Proxy {
         // The gateway alone says where a call comes from, and vouches for
         // it with its own token (the services believe nobody else).
         if let Ok(value) = HeaderValue::from_str(&client_ip) {
-            request.headers_mut().insert(folio_common::auth::CLIENT_IP_HEADER, value);
+            request.headers_mut().insert(folio_tokens::CLIENT_IP_HEADER, value);
             if let Some(tokens) = &self.config.tokens {
                 match tokens.bearer().await {
                     Ok(voucher) => {
                         if let Ok(value) = HeaderValue::from_bytes(voucher.as_bytes()) {
-                            request.headers_mut().insert(folio_common::auth::GATEWAY_TOKEN_HEADER, value);
+                            request.headers_mut().insert(folio_tokens::GATEWAY_TOKEN_HEADER, value);
                         }
                     }
                     Err(error) => tracing::warn!(%error, "no gateway token to vouch for the client IP"),
@@ -226,7 +224,7 @@ impl Proxy {
         strip_connection_headers(&mut headers);
         // The gateway's span becomes the upstream's parent (a caller's
         // traceparent passes through untouched when tracing is off).
-        folio_common::telemetry::inject_trace_context(&mut headers);
+        folio_telemetry::inject_trace_context(&mut headers);
         for addr in upstream.candidates() {
             let sender = match self.connections.ready(addr, lane).await {
                 Ok(sender) => sender,

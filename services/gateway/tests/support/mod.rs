@@ -8,7 +8,8 @@ use std::{
     time::Duration,
 };
 
-use folio_common::{client::lazy_channel, error::reason_of};
+use folio_errors::reason_of;
+use folio_proto::client::lazy_channel;
 use folio_proto::{
     auth::{GetCurrentUserRequest, LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient},
     ledger::{
@@ -86,7 +87,7 @@ impl Suite {
         let dir = tempfile::tempdir().unwrap();
         let operator_email = format!("{}@folio.test", unique("op"));
         let accounts = format!("folio-gateway:{GATEWAY_SECRET}:auth:internal");
-        let config = folio_common::config::load_from(
+        let config = folio_runtime::config::load_from(
             "auth",
             &dir.path().join("none"),
             folio_testkit::auth_env(&db.url, &operator_email, &accounts),
@@ -110,7 +111,7 @@ impl Suite {
         pairs.extend_from_slice(extra);
         let auth = self.auth.to_string();
         pairs.push(("FOLIO__UPSTREAMS__AUTH", &auth));
-        let config = folio_common::config::load_from("gateway", &self.dir.path().join("none"), env(&pairs)).unwrap();
+        let config = folio_runtime::config::load_from("gateway", &self.dir.path().join("none"), env(&pairs)).unwrap();
         let shutdown = CancellationToken::new();
         let server = folio_gateway::serve(config, shutdown.clone()).await.expect("gateway starts");
         self.shutdowns.push(shutdown);

@@ -1,10 +1,8 @@
 //! The gRPC face of `LedgerAdminService` (scope `ledger:admin`).
 
-use folio_common::{
-    auth::{principal, scopes},
-    error::FolioError,
-};
+use folio_errors::FolioError;
 use folio_proto::ledger::{self as pb, ledger_admin_service_server::LedgerAdminService};
+use folio_tokens::{principal, scopes};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
@@ -33,7 +31,7 @@ impl LedgerAdminApi {
     }
 
     async fn now(&self) -> Result<i64, Status> {
-        Ok(folio_common::db::now(&self.db).await.map_err(fail)?.timestamp_micros())
+        Ok(folio_storage::db::now(&self.db).await.map_err(fail)?.timestamp_micros())
     }
 }
 

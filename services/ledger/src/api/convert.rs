@@ -4,7 +4,7 @@ use folio_proto::ledger as pb;
 
 use crate::domain::{Account, AccountKind, AccountStatus, Kind, Side, Status, Totals, Transfer};
 
-pub use folio_common::time::{micros, timestamp};
+pub use folio_errors::time::{micros, timestamp};
 
 fn kind(kind: Kind) -> pb::TransferKind {
     match kind {

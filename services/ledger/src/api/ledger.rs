@@ -2,12 +2,10 @@
 //! coalescing writer and reads to `reads`, and maps failures to statuses
 //! (domain `ledger.folio`).
 
-use folio_common::paging::PageTokens;
-use folio_common::{
-    auth::principal,
-    error::{Failure, FolioError},
-};
+use folio_errors::{Failure, FolioError};
 use folio_proto::ledger::{self as pb, ledger_service_server::LedgerService};
+use folio_storage::paging::PageTokens;
+use folio_tokens::principal;
 use prost::Message;
 use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
@@ -34,7 +32,7 @@ pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
 }
 
 fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Status> {
-    folio_common::validate::page_size(requested, default, max).map_err(fail)
+    folio_errors::validate::page_size(requested, default, max).map_err(fail)
 }
 
 /// Serves `LedgerService`.
@@ -81,7 +79,7 @@ impl LedgerService for LedgerApi {
         if scale > 18 {
             return Err(fail(FolioError::invalid_field("scale", "must be 0..18")));
         }
-        folio_common::validate::free_text("description", &description, 200).map_err(fail)?;
+        folio_errors::validate::free_text("description", &description, 200).map_err(fail)?;
         let asset = assets::create_asset(&self.db, &code, scale, &description).await.map_err(fail)?;
         Ok(Response::new(pb::CreateAssetResponse { asset: Some(asset_message(&asset)) }))
     }
@@ -98,7 +96,7 @@ impl LedgerService for LedgerApi {
         };
         let assets = assets::list_assets(&self.db, &after, limit + 1).await.map_err(fail)?;
         let (assets, next_page_token) =
-            folio_common::paging::finish_page(assets, limit, |a| self.page_tokens.seal(&a.code));
+            folio_storage::paging::finish_page(assets, limit, |a| self.page_tokens.seal(&a.code));
         Ok(Response::new(pb::ListAssetsResponse {
             assets: assets.iter().map(asset_message).collect(),
             next_page_token,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 use folio_proto::ledger as pb;
 use sha2::{Digest, Sha256};
 
@@ -13,7 +13,7 @@ use crate::domain::{Kind, Movement, NewTransfer, Request, Resolution, Resolve};
 pub const MAX_TIMEOUT_SECONDS: i64 = 2_592_000;
 const MAX_DESCRIPTION_CHARS: usize = 500;
 
-pub use folio_common::validate::{asset_code, uuid};
+pub use folio_errors::validate::{asset_code, uuid};
 
 fn optional_uuid(field: &str, value: &str) -> Result<String, FolioError> {
     if value.is_empty() { Ok(String::new()) } else { uuid(field, value) }
@@ -24,8 +24,8 @@ pub fn description_and_metadata(
     description: &str,
     metadata: &std::collections::HashMap<String, String>,
 ) -> Result<BTreeMap<String, String>, FolioError> {
-    folio_common::validate::free_text("description", description, MAX_DESCRIPTION_CHARS)?;
-    folio_common::validate::metadata("metadata", metadata)
+    folio_errors::validate::free_text("description", description, MAX_DESCRIPTION_CHARS)?;
+    folio_errors::validate::metadata("metadata", metadata)
 }
 
 /// Validates one transfer's fields (those a client sets).

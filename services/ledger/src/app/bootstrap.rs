@@ -1,6 +1,6 @@
 //! Assets registered at start from configuration (`ledger.bootstrap_assets`).
 
-use folio_common::error::{Failure, Reason};
+use folio_errors::{Failure, Reason};
 use sea_orm::DatabaseConnection;
 
 use crate::store::assets;
@@ -12,7 +12,7 @@ pub async fn bootstrap_assets(db: &DatabaseConnection, spec: &str) -> anyhow::Re
             anyhow::anyhow!("invalid configuration: `ledger.bootstrap_assets` entries are CODE:SCALE, got {entry:?}")
         })?;
         let code =
-            folio_common::validate::asset_code("ledger.bootstrap_assets", code).map_err(|e| anyhow::anyhow!("{e}"))?;
+            folio_errors::validate::asset_code("ledger.bootstrap_assets", code).map_err(|e| anyhow::anyhow!("{e}"))?;
         let scale: u32 = scale.parse().ok().filter(|s| *s <= 18).ok_or_else(|| {
             anyhow::anyhow!("invalid configuration: `ledger.bootstrap_assets` scale of {code} must be 0..18")
         })?;

@@ -1,7 +1,7 @@
 //! Reads: one transfer, an account's statement, balances now and at a past moment.
 
-use folio_common::error::{Failure, FolioError, Reason};
-use folio_common::paging::PageTokens;
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::paging::PageTokens;
 use sea_orm::DatabaseConnection;
 
 use crate::domain::{Actor, BalanceAt, StatementLine, StatementQuery, Transfer};

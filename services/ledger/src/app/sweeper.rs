@@ -15,7 +15,7 @@ const PER_PASS: u64 = 1000;
 
 /// Sweeps every `interval` until `shutdown`.
 pub fn spawn(db: DatabaseConnection, writer: Writer, interval: Duration, shutdown: CancellationToken) {
-    folio_common::tasks::spawn_every(interval, shutdown, move || {
+    folio_runtime::tasks::spawn_every(interval, shutdown, move || {
         let (db, writer) = (db.clone(), writer.clone());
         async move { sweep(&db, &writer).await }
     });

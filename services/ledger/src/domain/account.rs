@@ -1,7 +1,7 @@
 //! Ledger accounts: kind, lifecycle status, and the checks every movement
 //! and every status change makes against them.
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 use super::{Totals, fail, overflow};
 

@@ -3,8 +3,8 @@
 //! initiator, an operator or `ledger:write`; reads by the account owner, an
 //! operator or `ledger:read`.
 
-use folio_common::auth::{Principal, scopes};
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
+use folio_tokens::{Principal, scopes};
 
 use super::{Account, Transfer};
 

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 use super::{Account, Actor, NewTransfer, Side, Status, Totals, Transfer, fail};
 

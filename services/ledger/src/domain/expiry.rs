@@ -1,6 +1,6 @@
 //! The sweeper's release of a hold past its deadline (database clock).
 
-use folio_common::error::FolioError;
+use folio_errors::FolioError;
 
 use super::{BatchState, Kind, Side, Status};
 

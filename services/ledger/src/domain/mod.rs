@@ -3,7 +3,7 @@
 //! The writer loads and locks rows into a [`BatchState`], these rules
 //! decide each operation in memory, and the store writes the outcome.
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 /// `from_i16` for enums stored as SMALLINT.
 macro_rules! from_i16 {

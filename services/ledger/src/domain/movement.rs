@@ -1,7 +1,7 @@
 //! New money movements (`POSTED`, `PENDING`, and the posted side of a
 //! reversal): who may, idempotency, the accounts' checks, the balance limit.
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 use super::{Actor, BatchState, Movement, Side, Status, Transfer, fail};
 

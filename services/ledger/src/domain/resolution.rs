@@ -1,7 +1,7 @@
 //! Posting or voiding a hold: once, before its deadline, by its initiator
 //! (or an operator, or `ledger:write`), on the hold's own accounts.
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 use super::{Actor, BatchState, Kind, Resolution, Resolve, Side, Status, Transfer, fail};
 

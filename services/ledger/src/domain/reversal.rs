@@ -1,7 +1,7 @@
 //! Reversing a posted transfer: a new posted transfer with the sides
 //! swapped, under the usual balance rules, at most once per original.
 
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
 
 use super::{Actor, BatchState, Kind, Movement, Request, Status, Transfer, fail};
 

@@ -1,7 +1,7 @@
 //! An account's four running totals and the balances derived from them,
 //! with checked arithmetic: an overflow is a refused amount, never a wrap.
 
-use folio_common::error::FolioError;
+use folio_errors::FolioError;
 
 use super::{Side, overflow};
 

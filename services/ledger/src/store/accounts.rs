@@ -2,10 +2,8 @@
 //! versioned changes (the account service drives them through
 //! `LedgerAdminService`).
 
-use folio_common::{
-    db::{RetryPolicy, TxError, run_in_tx},
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::db::{RetryPolicy, TxError, run_in_tx};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 
 use super::{ACCOUNT_COLUMNS, account_from_row, execute, query_all};
@@ -18,7 +16,7 @@ pub async fn account(db: &impl ConnectionTrait, id: &str) -> Result<(Account, i6
 
 /// One account (not locked) and the database clock, in one round trip.
 pub async fn account_and_clock(db: &impl ConnectionTrait, id: &str) -> Result<(Account, i64), Failure> {
-    account_and(db, id, folio_common::db::clock_micros_sql(db.get_database_backend())).await
+    account_and(db, id, folio_storage::db::clock_micros_sql(db.get_database_backend())).await
 }
 
 /// One account and the value of the SQL expression `extra` read with it.
@@ -38,7 +36,7 @@ pub async fn open_account(
     kind: AccountKind,
     overdraft_limit: i64,
 ) -> Result<(Account, i64), Failure> {
-    let now = folio_common::db::now(db).await?.timestamp_micros();
+    let now = folio_storage::db::now(db).await?.timestamp_micros();
     let known = query_all(db, "SELECT code FROM assets WHERE code = $1", vec![asset_code.into()]).await?;
     if known.is_empty() {
         return Err(FolioError::new(Reason::AssetNotFound, "no such asset").into());

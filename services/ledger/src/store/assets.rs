@@ -1,6 +1,6 @@
 //! Registered assets.
 
-use folio_common::error::{Failure, FolioError, Reason};
+use folio_errors::{Failure, FolioError, Reason};
 use sea_orm::{DatabaseConnection, SqlErr};
 
 use super::{execute, query_all};
@@ -13,7 +13,7 @@ pub async fn create_asset(
     scale: u32,
     description: &str,
 ) -> Result<Asset, Failure> {
-    let now = folio_common::db::now(db).await?.timestamp_micros();
+    let now = folio_storage::db::now(db).await?.timestamp_micros();
     let scale = i32::try_from(scale).unwrap_or(i32::MAX);
     execute(
         db,

@@ -1,7 +1,7 @@
 //! Statement reads: an account's entries in commit order within a window,
 //! its totals at an entry, and the holds past their deadline.
 
-use folio_common::error::Failure;
+use folio_errors::Failure;
 use sea_orm::{DatabaseConnection, Value};
 
 use super::timeline::last_sequence_at_or_before;
@@ -90,7 +90,7 @@ pub async fn totals_at(
 
 /// Open holds whose deadline has passed (for the sweeper).
 pub async fn expired_holds(db: &DatabaseConnection, limit: u64) -> Result<Vec<String>, Failure> {
-    let now = folio_common::db::now(db).await?.timestamp_micros();
+    let now = folio_storage::db::now(db).await?.timestamp_micros();
     // The status is a literal so the planner can use the partial index of open holds.
     let sql = format!(
         "SELECT id FROM transfers WHERE status = {} AND expires_at <= $1 ORDER BY expires_at LIMIT $2",

@@ -8,7 +8,7 @@
 //! a second per-account index (and its random writes, two per transfer) off
 //! the write path, for reads that look at the past.
 
-use folio_common::error::Failure;
+use folio_errors::Failure;
 use sea_orm::ConnectionTrait;
 
 use super::query_all;

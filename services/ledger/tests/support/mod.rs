@@ -6,7 +6,8 @@ pub mod invariants;
 
 use std::net::SocketAddr;
 
-use folio_common::{client::lazy_channel, error::reason_of};
+use folio_errors::reason_of;
+use folio_proto::client::lazy_channel;
 use folio_proto::{
     auth::{IssueServiceTokenRequest, LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient},
     ledger::{
@@ -72,7 +73,7 @@ impl Suite {
             "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:read ledger:write;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal"
         );
         let mut shutdowns = Vec::new();
-        let auth_config = folio_common::config::load_from(
+        let auth_config = folio_runtime::config::load_from(
             "auth",
             &nowhere,
             folio_testkit::auth_env(&auth_url, &operator_email, &accounts),
@@ -84,7 +85,7 @@ impl Suite {
         let auth_addr = auth.grpc_addr.to_string();
         let mut addresses = Vec::new();
         for _ in 0..ledgers {
-            let config = folio_common::config::load_from(
+            let config = folio_runtime::config::load_from(
                 "ledger",
                 &nowhere,
                 env(&[
@@ -167,7 +168,7 @@ impl Suite {
     }
 
     pub async fn ledger_db(&self) -> DatabaseConnection {
-        folio_common::db::connect_url(&self.db.url, "ledger", 4).await.unwrap()
+        folio_storage::db::connect_url(&self.db.url, "ledger", 4).await.unwrap()
     }
 
     pub async fn customer(&self) -> Customer {

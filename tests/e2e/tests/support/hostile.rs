@@ -49,7 +49,7 @@ pub fn assert_never_internal(status: &tonic::Status, what: &str) {
 
 /// `CODE REASON` of a status.
 pub fn describe(status: &tonic::Status) -> String {
-    format!("{:?} {}", status.code(), folio_common::error::reason_of(status).unwrap_or_default())
+    format!("{:?} {}", status.code(), folio_errors::reason_of(status).unwrap_or_default())
 }
 
 /// The well-behaved customer: an account funded by the operator, then

@@ -9,7 +9,7 @@ pub mod text_fields;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use folio_common::client::lazy_channel;
+use folio_proto::client::lazy_channel;
 use folio_proto::{
     account::{CreateAccountRequest, account_service_client::AccountServiceClient},
     auth::{LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient},
@@ -244,7 +244,7 @@ pub fn posted(debit: &str, credit: &str, amount: i64) -> CreateTransferRequest {
 
 /// For every asset the posted and the pending balances sum to zero.
 pub async fn assert_money_conserved(db: &TestDatabase) {
-    let ledger = folio_common::db::connect_url(&db.url, "ledger", 1).await.unwrap();
+    let ledger = folio_storage::db::connect_url(&db.url, "ledger", 1).await.unwrap();
     let sql = "SELECT asset_code, CAST(SUM(credits_posted - debits_posted) AS BIGINT) AS posted, \
                CAST(SUM(credits_pending - debits_pending) AS BIGINT) AS pending FROM accounts GROUP BY asset_code";
     let rows =

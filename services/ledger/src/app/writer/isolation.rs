@@ -6,10 +6,8 @@
 
 use std::collections::VecDeque;
 
-use folio_common::{
-    db::refused_value,
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::db::refused_value;
 use sea_orm::{DatabaseConnection, DbErr};
 
 use super::{Job, Mode, Outcome, Part, unavailable, write};

@@ -10,10 +10,8 @@ use std::{
     sync::Arc,
 };
 
-use folio_common::{
-    db::{RetryPolicy, TxError, refused_value, run_in_tx},
-    error::{Failure, FolioError, Reason},
-};
+use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::db::{RetryPolicy, TxError, refused_value, run_in_tx};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -323,7 +321,7 @@ async fn load(tx: &DatabaseTransaction, ops: &[&Op], lookup: Lookup) -> Result<B
         }
     }
     let mut state = BatchState::default();
-    state.now = folio_common::db::now(tx).await?.timestamp_micros();
+    state.now = folio_storage::db::now(tx).await?.timestamp_micros();
     for hold in store::transfers_by_id(tx, &holds, true).await? {
         state.transfers.insert(hold.id.clone(), hold);
     }

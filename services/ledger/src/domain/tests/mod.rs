@@ -9,8 +9,8 @@ mod movement;
 
 use std::collections::BTreeMap;
 
-use folio_common::auth::{Principal, PrincipalKind};
-use folio_common::error::{FolioError, Reason};
+use folio_errors::{FolioError, Reason};
+use folio_tokens::{Principal, PrincipalKind};
 
 use super::{
     Account, AccountKind, AccountStatus, Actor, BatchState, Kind, Movement, NewTransfer, Op, Request, Resolution,

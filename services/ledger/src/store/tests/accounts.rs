@@ -1,6 +1,6 @@
 //! Opening and changing accounts, and registering assets.
 
-use folio_common::error::{Failure, Reason};
+use folio_errors::{Failure, Reason};
 
 use super::Store;
 use crate::domain::{AccountChange, AccountKind, AccountStatus, Kind, Op, tests::request};

@@ -42,7 +42,7 @@ pub async fn a_written_batch_reads_back_as_the_rules_made_it(store: Store) {
 
 pub async fn accounts_lock_in_id_order_and_unknown_ids_are_absent(store: Store) {
     book(&store).await;
-    let tx = folio_common::db::begin_write(&store.db, None).await.unwrap();
+    let tx = folio_storage::db::begin_write(&store.db, None).await.unwrap();
     let locked = store::lock_accounts(&tx, &ids(&["a2", "zz", "bank", "a1"])).await.unwrap();
     assert_eq!(locked.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a1", "a2", "bank"]);
     assert!(store::lock_accounts(&tx, &BTreeSet::new()).await.unwrap().is_empty());

@@ -12,7 +12,7 @@ mod reads;
 
 use std::collections::BTreeSet;
 
-use folio_common::error::FolioError;
+use folio_errors::FolioError;
 use folio_testkit::TestDatabase;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
@@ -27,7 +27,7 @@ pub struct Store {
 }
 
 async fn open(database: TestDatabase) -> Store {
-    let db = folio_common::db::connect_url(&database.url, crate::SCHEMA, 4).await.expect("connect");
+    let db = folio_storage::db::connect_url(&database.url, crate::SCHEMA, 4).await.expect("connect");
     crate::Migrator::up(&db, None).await.expect("migrate");
     Store { db, _database: database }
 }
@@ -83,7 +83,7 @@ impl Store {
     /// Applies `ops` as an operator in one batch, as the writer does, with
     /// the batch clock at `at` (µs; `None`: the database's), and writes it.
     async fn commit_at(&self, at: Option<i64>, ops: Vec<Op>) -> Vec<Result<Option<Transfer>, FolioError>> {
-        let tx = folio_common::db::begin_write(&self.db, None).await.unwrap();
+        let tx = folio_storage::db::begin_write(&self.db, None).await.unwrap();
         let mut state = load(&tx, &ops).await;
         if let Some(at) = at {
             state.now = at;
@@ -118,7 +118,7 @@ impl Store {
 
     /// The database clock (µs).
     async fn now(&self) -> i64 {
-        folio_common::db::now(&self.db).await.unwrap().timestamp_micros()
+        folio_storage::db::now(&self.db).await.unwrap().timestamp_micros()
     }
 }
 
@@ -144,7 +144,7 @@ async fn load(tx: &sea_orm::DatabaseTransaction, ops: &[Op]) -> BatchState {
         }
     }
     let mut state = BatchState::default();
-    state.now = folio_common::db::now(tx).await.unwrap().timestamp_micros();
+    state.now = folio_storage::db::now(tx).await.unwrap().timestamp_micros();
     let known = transfers.union(&originals).cloned().collect();
     for transfer in store::transfers_by_id(tx, &known, true).await.unwrap() {
         accounts.insert(transfer.debit_account_id.clone());

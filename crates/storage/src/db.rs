@@ -1,0 +1,166 @@
+//! One URL opens a service's database: PostgreSQL in the service's own schema
+//! (created when absent and set as `search_path`), or a SQLite file of its own.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement};
+use sea_orm_migration::MigratorTrait;
+use secrecy::ExposeSecret;
+
+use folio_errors::{Failure, FolioError};
+use serde::Deserialize;
+
+mod tx;
+
+/// This service's database (`database.*`, `FOLIO__DATABASE__*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://...` or `sqlite://...`; unset: a SQLite file under `data_dir`.
+    pub url: Option<secrecy::SecretString>,
+    /// Run migrations at start-up (the `migrate` subcommand runs them regardless).
+    pub migrate_on_start: bool,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+pub use tx::{RetryPolicy, TxError, begin_write, is_retryable, refused_value, run_in_tx};
+
+/// Opens the database of `schema` (`auth`, `account`, `ledger`) as configured:
+/// `database.url` or, when unset, `<data_dir>/<schema>.sqlite`.
+pub async fn connect(settings: &DatabaseSettings, data_dir: &Path, schema: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_pool(settings, data_dir, schema, &Pool { max_connections: settings.max_connections, session: &[] }).await
+}
+
+/// A pool's size and the PostgreSQL settings of its sessions (`SET` once per
+/// connection; SQLite ignores them). A service gives a part of its work a
+/// pool of its own when that part wants settings the rest should not have.
+pub struct Pool<'a> {
+    /// Connections at most.
+    pub max_connections: u32,
+    /// `(name, value)` of PostgreSQL run-time settings.
+    pub session: &'a [(&'a str, &'a str)],
+}
+
+/// Opens a pool on the database of `schema`; see [`connect`].
+pub async fn connect_pool(
+    settings: &DatabaseSettings,
+    data_dir: &Path,
+    schema: &str,
+    pool: &Pool<'_>,
+) -> anyhow::Result<DatabaseConnection> {
+    let url = match &settings.url {
+        Some(url) => url.expose_secret().to_owned(),
+        None => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+            format!("sqlite://{}?mode=rwc", data_dir.join(format!("{schema}.sqlite")).display())
+        }
+    };
+    open_url(&url, schema, pool).await
+}
+
+/// Opens `url` for `schema`; see [`connect`].
+pub async fn connect_url(url: &str, schema: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    open_url(url, schema, &Pool { max_connections, session: &[] }).await
+}
+
+async fn open_url(url: &str, schema: &str, pool: &Pool<'_>) -> anyhow::Result<DatabaseConnection> {
+    let max_connections = pool.max_connections;
+    anyhow::ensure!(
+        !schema.is_empty() && schema.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+        "schema name {schema:?} must be lower-case letters and underscores"
+    );
+    if url.starts_with("sqlite:") {
+        let mut options = ConnectOptions::new(url.to_owned());
+        // SQLite allows one writer; a small pool with a busy timeout serialises
+        // writers without failing them.
+        options
+            .max_connections(max_connections.clamp(1, 4))
+            .min_connections(1)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.busy_timeout(Duration::from_secs(10))
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                    .foreign_keys(true)
+            });
+        return Database::connect(options).await.context("opening the SQLite database");
+    }
+    create_schema(url, schema).await?;
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections.max(1))
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .set_schema_search_path(schema.to_owned());
+    if !pool.session.is_empty() {
+        let session: Vec<(String, String)> =
+            pool.session.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        options.map_sqlx_postgres_opts(move |opts| opts.options(session.clone()));
+    }
+    Database::connect(options).await.context("connecting to PostgreSQL")
+}
+
+async fn create_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    let admin = Database::connect(options).await.context("connecting to PostgreSQL")?;
+    // The schema name was checked to be [a-z_]+ above, so quoting is safe.
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await
+        .with_context(|| format!("creating schema {schema}"))?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// Applies every pending migration of `M`; a second run is a no-op.
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> anyhow::Result<()> {
+    M::up(db, None).await.context("running migrations")
+}
+
+/// The database clock in microseconds since the epoch, as an SQL expression
+/// (to read it in the same round trip as something else).
+pub fn clock_micros_sql(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+        _ => "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
+    }
+}
+
+/// The database clock: what decides expiry, ordering and `as_of`.
+pub async fn now(db: &impl ConnectionTrait) -> Result<chrono::DateTime<chrono::Utc>, sea_orm::DbErr> {
+    let backend = db.get_database_backend();
+    let sql = format!("SELECT {} AS micros", clock_micros_sql(backend));
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("database clock".to_owned()))?;
+    let micros: i64 = row.try_get("", "micros")?;
+    chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| sea_orm::DbErr::Custom(format!("database clock out of range: {micros}")))
+}
+
+impl From<TxError<Failure>> for Failure {
+    fn from(error: TxError<Failure>) -> Self {
+        match error {
+            TxError::Db(error) => error.into(),
+            TxError::Abort(failure) => failure,
+        }
+    }
+}
+
+impl From<Failure> for TxError<Failure> {
+    fn from(failure: Failure) -> Self {
+        TxError::Abort(failure)
+    }
+}
+
+impl From<FolioError> for TxError<Failure> {
+    fn from(error: FolioError) -> Self {
+        TxError::Abort(Failure::Caller(error))
+    }
+}
