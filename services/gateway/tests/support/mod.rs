@@ -5,9 +5,9 @@
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
+use folio_cluster::{self as cluster, Auth, Running};
 use folio_errors::reason_of;
 use folio_proto::client::lazy_channel;
 use folio_proto::{
@@ -61,71 +61,41 @@ pub async fn stub_ledger(name: &str) -> (SocketAddr, StubLedger, CancellationTok
 }
 
 pub struct Suite {
-    pub auth: SocketAddr,
+    pub auth: Auth,
     pub operator_email: String,
     _db: TestDatabase,
-    pub dir: tempfile::TempDir,
-    pub shutdowns: Vec<CancellationToken>,
+    gateways: Vec<Running>,
     /// Admin addresses of the gateways started, in order.
     pub admin_addrs: Vec<SocketAddr>,
 }
 
-impl Drop for Suite {
-    fn drop(&mut self) {
-        for s in &self.shutdowns {
-            s.cancel();
-        }
-    }
-}
-
-pub use folio_testkit::env;
-
 impl Suite {
     pub async fn start() -> Self {
-        folio_testkit::init_logs();
         let db = TestDatabase::postgres().await;
-        let dir = tempfile::tempdir().unwrap();
-        let operator_email = format!("{}@folio.test", unique("op"));
-        let accounts = format!("folio-gateway:{GATEWAY_SECRET}:auth:internal");
-        let config = folio_runtime::config::load_from(
-            "auth",
-            &dir.path().join("none"),
-            folio_testkit::auth_env(&db.url, &operator_email, &accounts),
-        )
-        .unwrap();
-        let shutdown = CancellationToken::new();
-        let auth = folio_auth::serve(config, shutdown.clone()).await.unwrap().grpc_addr;
-        Self { auth, operator_email, _db: db, dir, shutdowns: vec![shutdown], admin_addrs: Vec::new() }
+        let auth = Auth::start(&db.url, &format!("folio-gateway:{GATEWAY_SECRET}:auth:internal")).await;
+        let operator_email = auth.operator_email.clone();
+        Self { auth, operator_email, _db: db, gateways: Vec::new(), admin_addrs: Vec::new() }
     }
 
     /// A gateway in front of `ledger` (and auth; account unused here).
     pub async fn gateway(&mut self, ledger: &str, extra: &[(&str, &str)]) -> SocketAddr {
-        let mut pairs = vec![
-            ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-            ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-            ("FOLIO__SERVICE_CLIENT__ID", "folio-gateway"),
-            ("FOLIO__SERVICE_CLIENT__SECRET", GATEWAY_SECRET),
-            ("FOLIO__UPSTREAMS__LEDGER", ledger),
-            ("FOLIO__UPSTREAMS__ACCOUNT", "127.0.0.1:9"),
-        ];
-        pairs.extend_from_slice(extra);
-        let auth = self.auth.to_string();
-        pairs.push(("FOLIO__UPSTREAMS__AUTH", &auth));
-        let config = folio_runtime::config::load_from("gateway", &self.dir.path().join("none"), env(&pairs)).unwrap();
-        let shutdown = CancellationToken::new();
-        let server = folio_gateway::serve(config, shutdown.clone()).await.expect("gateway starts");
-        self.shutdowns.push(shutdown);
-        self.admin_addrs.push(server.admin_addr);
+        let mut settings = vec![("FOLIO__UPSTREAMS__LEDGER", ledger), ("FOLIO__UPSTREAMS__ACCOUNT", "127.0.0.1:9")];
+        settings.extend_from_slice(extra);
+        let gateway =
+            cluster::start::<folio_gateway::Binary>(&self.auth, ("folio-gateway", GATEWAY_SECRET), &settings).await;
+        let addr = gateway.grpc_addr;
+        self.admin_addrs.push(gateway.admin_addr);
+        self.gateways.push(gateway);
         // Wait for its first revocation poll.
-        let mut client = AuthServiceClient::new(lazy_channel(&server.grpc_addr.to_string()).unwrap());
-        let token = self.login(server.grpc_addr, &self.operator_email.clone(), OPERATOR_PASSWORD).await;
-        for _ in 0..100 {
-            if client.get_current_user(bearer(GetCurrentUserRequest {}, &token)).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server.grpc_addr
+        let client = AuthServiceClient::new(lazy_channel(&addr.to_string()).unwrap());
+        let token = self.login(addr, &self.operator_email, OPERATOR_PASSWORD).await;
+        cluster::wait_until("the gateway accepting a token", || {
+            let mut client = client.clone();
+            let request = bearer(GetCurrentUserRequest {}, &token);
+            async move { client.get_current_user(request).await.is_ok() }
+        })
+        .await;
+        addr
     }
 
     /// The `/metrics` text of the last gateway started.

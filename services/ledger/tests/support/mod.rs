@@ -6,10 +6,11 @@ pub mod invariants;
 
 use std::net::SocketAddr;
 
+use folio_cluster::{self as cluster, Auth, Running};
 use folio_errors::reason_of;
 use folio_proto::client::lazy_channel;
 use folio_proto::{
-    auth::{IssueServiceTokenRequest, LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient},
+    auth::{LoginRequest, RegisterRequest},
     ledger::{
         AccountKind, CreateTransferRequest, OpenAccountRequest, Transfer, TransferKind,
         ledger_admin_service_client::LedgerAdminServiceClient, ledger_service_client::LedgerServiceClient,
@@ -17,7 +18,6 @@ use folio_proto::{
 };
 use folio_testkit::{TestDatabase, unique};
 use sea_orm::DatabaseConnection;
-use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, transport::Channel};
 
 const PASSWORD: &str = "Correct horse battery staple 9";
@@ -27,7 +27,7 @@ const LEDGER_ID: &str = "folio-ledger";
 const LEDGER_SECRET: &str = "ledger-secret-0123456789abcdef-0123456789abcdef";
 
 pub struct Suite {
-    pub auth_addr: SocketAddr,
+    pub auth: Auth,
     pub ledgers: Vec<SocketAddr>,
     pub db: TestDatabase,
     /// With SQLite each service has a file of its own.
@@ -37,23 +37,13 @@ pub struct Suite {
     pub writer: String,
     /// A service token with `ledger:write` alone.
     pub write_only: String,
-    shutdowns: Vec<CancellationToken>,
-}
-
-impl Drop for Suite {
-    fn drop(&mut self) {
-        for shutdown in &self.shutdowns {
-            shutdown.cancel();
-        }
-    }
+    _running: Vec<Running>,
 }
 
 pub struct Customer {
     pub id: String,
     pub token: String,
 }
-
-use folio_testkit::env;
 
 impl Suite {
     pub async fn start() -> Self {
@@ -62,91 +52,44 @@ impl Suite {
 
     /// `ledgers` instances over one database; SQLite when `sqlite`.
     pub async fn start_with(ledgers: usize, sqlite: bool) -> Self {
-        folio_testkit::init_logs();
         let db = if sqlite { TestDatabase::sqlite() } else { TestDatabase::postgres().await };
         let auth_db = sqlite.then(TestDatabase::sqlite);
-        let auth_url = auth_db.as_ref().map_or(db.url.clone(), |d| d.url.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let nowhere = dir.path().join("none");
-        let operator_email = format!("{}@folio.test", unique("op"));
         let accounts = format!(
             "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:read ledger:write;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal"
         );
-        let mut shutdowns = Vec::new();
-        let auth_config = folio_runtime::config::load_from(
-            "auth",
-            &nowhere,
-            folio_testkit::auth_env(&auth_url, &operator_email, &accounts),
-        )
-        .unwrap();
-        let shutdown = CancellationToken::new();
-        let auth = folio_auth::serve(auth_config, shutdown.clone()).await.expect("auth starts");
-        shutdowns.push(shutdown);
-        let auth_addr = auth.grpc_addr.to_string();
-        let mut addresses = Vec::new();
+        let auth = Auth::start(auth_db.as_ref().map_or(&db.url, |d| &d.url), &accounts).await;
+        let settings = [
+            ("FOLIO__DATABASE__URL", db.url.as_str()),
+            ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2,EUR:2"),
+            ("FOLIO__LEDGER__SWEEP_INTERVAL_MS", "200"),
+        ];
+        let mut running = Vec::new();
         for _ in 0..ledgers {
-            let config = folio_runtime::config::load_from(
-                "ledger",
-                &nowhere,
-                env(&[
-                    ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-                    ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-                    ("FOLIO__DATABASE__URL", &db.url),
-                    ("FOLIO__UPSTREAMS__AUTH", &auth_addr),
-                    ("FOLIO__SERVICE_CLIENT__ID", LEDGER_ID),
-                    ("FOLIO__SERVICE_CLIENT__SECRET", LEDGER_SECRET),
-                    ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2,EUR:2"),
-                    ("FOLIO__LEDGER__SWEEP_INTERVAL_MS", "200"),
-                ]),
-            )
-            .unwrap();
-            let shutdown = CancellationToken::new();
-            let ledger = folio_ledger::serve(config, shutdown.clone()).await.expect("ledger starts");
-            shutdowns.push(shutdown);
-            addresses.push(ledger.grpc_addr);
+            running.push(cluster::start::<folio_ledger::Binary>(&auth, (LEDGER_ID, LEDGER_SECRET), &settings).await);
         }
-        let mut auth_client = AuthServiceClient::new(lazy_channel(&auth_addr).unwrap());
-        let operator = auth_client
-            .login(LoginRequest { email: operator_email, password: folio_testkit::OPERATOR_PASSWORD.into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .access_token;
-        let service = |scopes: Vec<&str>| IssueServiceTokenRequest {
-            client_id: ADMIN_ID.into(),
-            client_secret: ADMIN_SECRET.into(),
-            scopes: scopes.into_iter().map(str::to_owned).collect(),
-        };
-        let admin =
-            auth_client.issue_service_token(service(vec!["ledger:admin"])).await.unwrap().into_inner().access_token;
-        let writer = auth_client
-            .issue_service_token(service(vec!["ledger:write", "ledger:read"]))
-            .await
-            .unwrap()
-            .into_inner()
-            .access_token;
-        let write_only =
-            auth_client.issue_service_token(service(vec!["ledger:write"])).await.unwrap().into_inner().access_token;
+        let operator = auth.operator_token().await;
+        let admin = auth.service_token(ADMIN_ID, ADMIN_SECRET, &["ledger:admin"]).await;
+        let writer = auth.service_token(ADMIN_ID, ADMIN_SECRET, &["ledger:write", "ledger:read"]).await;
+        let write_only = auth.service_token(ADMIN_ID, ADMIN_SECRET, &["ledger:write"]).await;
         let suite = Self {
-            write_only,
-            auth_addr: auth.grpc_addr,
-            ledgers: addresses,
+            ledgers: running.iter().map(|ledger| ledger.grpc_addr).collect(),
+            auth,
             db,
             _auth_db: auth_db,
             operator,
             admin,
             writer,
-            shutdowns,
+            write_only,
+            _running: running,
         };
         // The ledger refuses tokens until its first revocation poll; wait for it.
-        for addr in suite.ledgers.clone() {
-            for _ in 0..100 {
-                let mut client = LedgerServiceClient::new(lazy_channel(&addr.to_string()).unwrap());
-                if client.list_assets(bearer(Default::default(), &suite.writer)).await.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+        for index in 0..suite.ledgers.len() {
+            let writer = &suite.writer;
+            cluster::wait_until("a ledger accepting a token", || {
+                let mut client = suite.ledger_at(index);
+                async move { client.list_assets(bearer(Default::default(), writer)).await.is_ok() }
+            })
+            .await;
         }
         suite
     }
@@ -172,7 +115,7 @@ impl Suite {
     }
 
     pub async fn customer(&self) -> Customer {
-        let mut auth = AuthServiceClient::new(lazy_channel(&self.auth_addr.to_string()).unwrap());
+        let mut auth = self.auth.client();
         let email = format!("{}@example.com", unique("c"));
         let user = auth
             .register(RegisterRequest { email: email.clone(), password: PASSWORD.into(), display_name: "C".into() })
