@@ -21,7 +21,7 @@ use folio_tokens::VerifierSettings;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use api::proxy;
-use app::upstream::Upstream;
+use app::{connection::Connections, upstream::Upstream};
 use settings::GatewaySettings;
 
 /// The gateway's name in logs, metrics and error domains.
@@ -53,14 +53,19 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
             Upstream::start("ledger", &upstreams.ledger, resolve, eject, shutdown.clone()).await,
         ),
     ];
-    let proxy = proxy::Proxy::new(proxy::ProxyConfig {
-        routes,
-        limiter,
-        limits: settings.rate_limit.clone(),
-        max_deadline: Duration::from_millis(settings.max_deadline_ms),
-        max_message_bytes: common.server.max_message_bytes,
-        tokens: auth.tokens.clone(),
-    });
+    let connections = Connections::default();
+    forget_gone_endpoints(&connections, &routes, resolve, shutdown.clone());
+    let proxy = proxy::Proxy::new(
+        proxy::ProxyConfig {
+            routes,
+            limiter,
+            limits: settings.rate_limit.clone(),
+            max_deadline: Duration::from_millis(settings.max_deadline_ms),
+            max_message_bytes: common.server.max_message_bytes,
+            tokens: auth.tokens.clone(),
+        },
+        connections,
+    );
     let mut builder = ServerBuilder::new(NAME, common.server.clone())
         .public_facing()
         .descriptor_set(folio_proto::PUBLIC_FILE_DESCRIPTOR_SET)
@@ -71,6 +76,24 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
         builder = builder.advertise(service);
     }
     builder.start(shutdown).await
+}
+
+/// Every `interval` (the re-resolve interval), drops the connections of
+/// endpoints no upstream resolves to any more, so the gateway's memory does
+/// not grow with every pod address it has ever called.
+fn forget_gone_endpoints(
+    connections: &Connections,
+    routes: &[(&'static str, Upstream)],
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let (connections, upstreams) = (connections.clone(), routes.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>());
+    folio_runtime::tasks::spawn_every(interval, shutdown, move || {
+        let current: std::collections::HashSet<std::net::SocketAddr> =
+            upstreams.iter().flat_map(Upstream::addresses).collect();
+        connections.retain(|addr| current.contains(&addr));
+        std::future::ready(())
+    });
 }
 
 /// How long a browser may reuse a preflight's answer.

@@ -50,9 +50,9 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy with an HTTP/2 client to the upstreams.
-    pub fn new(config: ProxyConfig) -> Self {
-        Self { config: Arc::new(config), connections: Connections::default() }
+    /// A proxy calling the upstreams over `connections`.
+    pub fn new(config: ProxyConfig, connections: Connections) -> Self {
+        Self { config: Arc::new(config), connections }
     }
 }
 

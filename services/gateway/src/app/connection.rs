@@ -130,6 +130,16 @@ impl Connections {
     fn cached(&self, addr: SocketAddr, lane: Lane) -> Option<SendRequest<Bytes>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner).get(&(addr, lane)).cloned()
     }
+
+    /// Forgets the connections and connect locks of every endpoint `keep`
+    /// refuses (pods gone from the upstreams' DNS): without this, both maps
+    /// grow with every address an upstream ever had. Calls in flight hold
+    /// their own handles and finish; a dropped connection closes once its
+    /// last stream ends.
+    pub fn retain(&self, keep: impl Fn(SocketAddr) -> bool) {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).retain(|(addr, _), _| keep(*addr));
+        self.connecting.lock().unwrap_or_else(PoisonError::into_inner).retain(|(addr, _), _| keep(*addr));
+    }
 }
 
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, ConnectError> {
@@ -195,5 +205,50 @@ impl Body for UpstreamBody {
 
     fn is_end_stream(&self) -> bool {
         self.recv.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// Listeners that accept and hold connections (the HTTP/2 handshake
+    /// only writes the preface, so no server reply is needed).
+    async fn endpoint() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        addr
+    }
+
+    fn sizes(connections: &Connections) -> (usize, usize) {
+        let open = connections.open.lock().unwrap().len();
+        (open, connections.connecting.lock().unwrap().len())
+    }
+
+    #[tokio::test]
+    async fn endpoints_that_are_gone_are_forgotten_and_the_rest_kept() {
+        let connections = Connections::default();
+        let (kept, gone) = (endpoint().await, endpoint().await);
+        for addr in [kept, gone] {
+            for lane in [Lane::Unary, Lane::Stream] {
+                connections.ready(addr, lane).await.unwrap();
+            }
+        }
+        assert_eq!(sizes(&connections), (4, 4));
+        connections.retain(|addr| addr == kept);
+        assert_eq!(sizes(&connections), (2, 2), "only the kept endpoint's two lanes remain");
+        assert!(connections.cached(kept, Lane::Unary).is_some());
+        assert!(connections.cached(gone, Lane::Unary).is_none());
+        // An endpoint that comes back is connected again on its next call.
+        connections.ready(gone, Lane::Unary).await.unwrap();
+        assert_eq!(sizes(&connections), (3, 3));
     }
 }

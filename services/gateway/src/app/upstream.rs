@@ -104,6 +104,12 @@ impl Upstream {
         healthy.into_iter().chain(ejected).map(|e| e.addr).collect()
     }
 
+    /// Every endpoint it resolves to now.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        let endpoints = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        endpoints.iter().map(|e| e.addr).collect()
+    }
+
     /// Skips `addr` for a while (it refused a connection).
     pub fn eject(&self, addr: SocketAddr) {
         let mut endpoints = self.endpoints.write().unwrap_or_else(std::sync::PoisonError::into_inner);
