@@ -50,22 +50,16 @@ pub fn generate(files: &FileDescriptorSet) -> anyhow::Result<String> {
                 let function = snake_case(rpc);
                 let request = rust_type(method.input_type());
                 let response = rust_type(method.output_type());
-                let answer = if method.server_streaming() {
-                    let stream = format!("{rpc}Stream");
-                    writeln!(
-                        forwards,
-                        "    type {stream} = ::std::pin::Pin<Box<dyn ::tonic::codegen::tokio_stream::Stream<Item = ::std::result::Result<{response}, ::tonic::Status>> + Send + 'static>>;"
-                    )?;
-                    format!("Self::{stream}")
-                } else {
-                    response.clone()
-                };
-                let default_answer = if method.server_streaming() {
-                    format!(
+                // A stand-in answers a server stream with a boxed stream; the
+                // service trait names that type as its associated `<Rpc>Stream`.
+                let (default_answer, answer) = if method.server_streaming() {
+                    let boxed = format!(
                         "::std::pin::Pin<Box<dyn ::tonic::codegen::tokio_stream::Stream<Item = ::std::result::Result<{response}, ::tonic::Status>> + Send + 'static>>"
-                    )
+                    );
+                    writeln!(forwards, "    type {rpc}Stream = {boxed};")?;
+                    (boxed, format!("Self::{rpc}Stream"))
                 } else {
-                    response.clone()
+                    (response.clone(), response)
                 };
                 writeln!(
                     defaults,

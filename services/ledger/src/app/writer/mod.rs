@@ -111,7 +111,7 @@ async fn next_batch(jobs: &Mutex<mpsc::Receiver<Job>>, shutdown: &CancellationTo
 
 /// How a batch finds out whether a new transfer's id was used before.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Lookup {
+pub(crate) enum Lookup {
     /// Assume new ids are new and skip the index probe for each: a repeated
     /// id then shows up as a unique violation on insert, or as an operation
     /// that failed (a repeat of a committed transfer may now break a rule
@@ -124,7 +124,7 @@ enum Lookup {
 
 /// Why a write transaction rolled back on purpose.
 #[derive(Debug, thiserror::Error)]
-enum Rollback {
+pub(crate) enum Rollback {
     /// An optimistic batch met an id that exists: redo it carefully.
     #[error("a transfer id of the batch was used before")]
     RepeatedId,
@@ -260,7 +260,7 @@ fn failed_ids(batch: &[Job], parts: &[Part], outcomes: &[Outcome]) -> BTreeSet<S
     ids
 }
 
-fn apply_part(state: &mut BatchState, ops: &[Op], atomic: bool, actor: &Actor) -> Outcome {
+pub(crate) fn apply_part(state: &mut BatchState, ops: &[Op], atomic: bool, actor: &Actor) -> Outcome {
     if atomic {
         let savepoint = state.savepoint();
         let mut results = Vec::with_capacity(ops.len());
@@ -292,7 +292,11 @@ fn apply_part(state: &mut BatchState, ops: &[Op], atomic: bool, actor: &Actor) -
 
 /// Reads and locks what the batch needs: holds first, then accounts, each in
 /// id order, so concurrent writers (here or on another replica) never deadlock.
-async fn load(tx: &DatabaseTransaction, ops: &[&Op], lookup: Lookup) -> Result<BatchState, TxError<Rollback>> {
+pub(crate) async fn load(
+    tx: &DatabaseTransaction,
+    ops: &[&Op],
+    lookup: Lookup,
+) -> Result<BatchState, TxError<Rollback>> {
     let mut ids = BTreeSet::new();
     let mut holds = BTreeSet::new();
     let mut originals = BTreeSet::new();

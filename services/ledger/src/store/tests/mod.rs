@@ -2,22 +2,21 @@
 //! (`store_test_suite!` makes `on_postgres::<test>` and `on_sqlite::<test>`
 //! of each test): the same statements must mean the same on both, since
 //! PostgreSQL runs production and SQLite runs `make run`. Batches are made by
-//! the domain's rules, as the writer makes them, and read back through the
-//! store.
+//! the domain's rules, loaded and applied by the writer's own functions,
+//! and read back through the store.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on broken fixtures
 
 mod accounts;
 mod batches;
 mod reads;
 
-use std::collections::BTreeSet;
-
 use folio_errors::FolioError;
 use folio_testkit::TestDatabase;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 
-use crate::domain::{AccountKind, Actor, BatchState, NewTransfer, Op, Transfer, tests::operator};
+use crate::app::writer::{self, Lookup, Outcome};
+use crate::domain::{AccountKind, Op, Transfer, tests::operator};
 use crate::store;
 
 /// A migrated ledger schema on a throw-away database.
@@ -80,26 +79,19 @@ impl Store {
         store::accounts::open_account(&self.db, id, &format!("u-{id}"), "USD", kind, 0).await.expect("open");
     }
 
-    /// Applies `ops` as an operator in one batch, as the writer does, with
-    /// the batch clock at `at` (µs; `None`: the database's), and writes it.
+    /// Applies `ops` as an operator in one batch with the writer's own
+    /// loading and per-operation rollback, the batch clock at `at` (µs;
+    /// `None`: the database's), and writes it.
     async fn commit_at(&self, at: Option<i64>, ops: Vec<Op>) -> Vec<Result<Option<Transfer>, FolioError>> {
         let tx = folio_storage::db::begin_write(&self.db, None).await.unwrap();
-        let mut state = load(&tx, &ops).await;
+        let refs: Vec<&Op> = ops.iter().collect();
+        let mut state = writer::load(&tx, &refs, Lookup::Careful).await.unwrap();
         if let Some(at) = at {
             state.now = at;
         }
-        let actor: Actor = operator();
-        let results: Vec<_> = ops
-            .iter()
-            .map(|op| {
-                let savepoint = state.savepoint();
-                let result = state.apply(op, &actor);
-                if result.is_err() {
-                    state.rollback_to(savepoint);
-                }
-                result
-            })
-            .collect();
+        let Outcome::Each(results) = writer::apply_part(&mut state, &ops, false, &operator()) else {
+            unreachable!("a non-atomic batch answers each operation");
+        };
         store::write_batch(&tx, &mut state).await.unwrap();
         tx.commit().await.unwrap();
         // The answers with the sequences the write gave them.
@@ -120,41 +112,4 @@ impl Store {
     async fn now(&self) -> i64 {
         folio_storage::db::now(&self.db).await.unwrap().timestamp_micros()
     }
-}
-
-/// The rows `ops` need, locked as the writer locks them.
-async fn load(tx: &sea_orm::DatabaseTransaction, ops: &[Op]) -> BatchState {
-    let (mut accounts, mut transfers) = (BTreeSet::new(), BTreeSet::new());
-    let mut originals = BTreeSet::new();
-    for op in ops {
-        match op {
-            Op::Transfer(NewTransfer::Movement(movement)) => {
-                accounts.insert(movement.debit_account_id.clone());
-                accounts.insert(movement.credit_account_id.clone());
-            }
-            Op::Transfer(NewTransfer::Resolution(resolution)) => {
-                transfers.insert(resolution.pending_id.clone());
-            }
-            Op::Reverse { original, .. } => {
-                originals.insert(original.clone());
-            }
-            Op::Expire(hold) => {
-                transfers.insert(hold.clone());
-            }
-        }
-    }
-    let mut state = BatchState::default();
-    state.now = folio_storage::db::now(tx).await.unwrap().timestamp_micros();
-    let known = transfers.union(&originals).cloned().collect();
-    for transfer in store::transfers_by_id(tx, &known, true).await.unwrap() {
-        accounts.insert(transfer.debit_account_id.clone());
-        accounts.insert(transfer.credit_account_id.clone());
-        state.transfers.insert(transfer.id.clone(), transfer);
-    }
-    state.reversed = store::reversed_among(tx, &originals).await.unwrap().into_iter().collect();
-    for account in store::lock_accounts(tx, &accounts).await.unwrap() {
-        state.accounts.insert(account.id.clone(), account);
-    }
-    state.assets = store::asset_codes(tx).await.unwrap().into_iter().collect();
-    state
 }
