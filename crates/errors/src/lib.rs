@@ -55,6 +55,7 @@ reasons! {
     MissingRole => PermissionDenied, "MISSING_ROLE";
     MissingScope => PermissionDenied, "MISSING_SCOPE";
     UserDisabled => PermissionDenied, "USER_DISABLED";
+    IdentityNotAllowed => PermissionDenied, "IDENTITY_NOT_ALLOWED";
     AccountNotFound => NotFound, "ACCOUNT_NOT_FOUND";
     TransferNotFound => NotFound, "TRANSFER_NOT_FOUND";
     PendingTransferNotFound => NotFound, "PENDING_TRANSFER_NOT_FOUND";

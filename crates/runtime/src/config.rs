@@ -12,6 +12,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 
 pub use folio_storage::{cache::RedisSettings, db::DatabaseSettings};
 pub use folio_telemetry::{LogFormat, TelemetrySettings};
+pub use folio_tls::ClientTlsSettings;
 pub use folio_tokens::ServiceClientSettings;
 
 /// Default ports of DESIGN.md section 6: (gRPC, admin HTTP).
@@ -44,6 +45,9 @@ pub struct CommonConfig {
     /// This service's own client credentials, for calls to other services.
     #[serde(default)]
     pub service_client: ServiceClientSettings,
+    /// TLS for calls to other services (`FOLIO__CLIENT__TLS_*`); unset: plaintext.
+    #[serde(default)]
+    pub client: ClientTlsSettings,
 }
 
 /// Listening addresses, limits and drain.
@@ -60,6 +64,17 @@ pub struct ServerSettings {
     pub grace_period: Duration,
     /// Largest request message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// The gRPC port's certificate chain (PEM); with `tls_key_file`, the
+    /// port speaks TLS only. Reread when the file changes.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `tls_cert_file` (PEM).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// When set, clients must show a certificate signed by this CA (mutual
+    /// TLS), and their identity is the certificate's `spiffe://folio/<service>`.
+    #[serde(default)]
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 /// Where the other services are: `host:port`, or a DNS name resolving to many pods.
@@ -179,6 +194,17 @@ fn validate(config: &CommonConfig) -> anyhow::Result<()> {
              (FOLIO__SERVICE_CLIENT__ID / FOLIO__SERVICE_CLIENT__SECRET) must be set together"
         );
     }
+    let server = &config.server;
+    anyhow::ensure!(
+        server.tls_cert_file.is_some() == server.tls_key_file.is_some(),
+        "invalid configuration: `server.tls_cert_file` and `server.tls_key_file` \
+         (FOLIO__SERVER__TLS_CERT_FILE / FOLIO__SERVER__TLS_KEY_FILE) must be set together"
+    );
+    anyhow::ensure!(
+        server.tls_client_ca_file.is_none() || server.tls_cert_file.is_some(),
+        "invalid configuration: `server.tls_client_ca_file` (mutual TLS) needs the port's own \
+         certificate: set FOLIO__SERVER__TLS_CERT_FILE and FOLIO__SERVER__TLS_KEY_FILE too"
+    );
     Ok(())
 }
 

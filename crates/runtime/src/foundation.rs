@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::CommonConfig;
 use folio_storage::cache::Cache;
 use folio_storage::db;
+use folio_tls::ClientTls;
 use folio_tokens::{RemoteAuth, VerifierSettings, remote_auth};
 
 /// A service's shared resources.
@@ -16,6 +17,8 @@ pub struct Foundation {
     pub db: DatabaseConnection,
     /// Redis or the in-process fallback.
     pub cache: Cache,
+    /// TLS for calls to other services, when configured.
+    pub client_tls: Option<ClientTls>,
 }
 
 impl Foundation {
@@ -27,12 +30,14 @@ impl Foundation {
             db::migrate::<M>(&db).await?;
         }
         let cache = Cache::from_settings(&common.redis).await?;
-        Ok(Self { db, cache })
+        let client_tls = ClientTls::from_settings(&common.client)?;
+        Ok(Self { db, cache, client_tls })
     }
 
     /// Token verification against the auth service, kept fresh until `shutdown`.
     pub fn remote_auth(&self, common: &CommonConfig, shutdown: &CancellationToken) -> anyhow::Result<RemoteAuth> {
-        let auth = remote_auth(&common.upstreams.auth, &common.service_client, VerifierSettings::default())?;
+        let tls = self.client_tls.as_ref();
+        let auth = remote_auth(&common.upstreams.auth, &common.service_client, tls, VerifierSettings::default())?;
         auth.verifier.spawn_refresh(Some(self.cache.clone()), shutdown.clone());
         Ok(auth)
     }

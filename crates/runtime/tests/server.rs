@@ -66,6 +66,9 @@ fn settings(max_concurrent_requests: usize) -> ServerSettings {
         max_concurrent_requests,
         grace_period: Duration::from_secs(5),
         max_message_bytes: 4 << 20,
+        tls_cert_file: None,
+        tls_key_file: None,
+        tls_client_ca_file: None,
     }
 }
 

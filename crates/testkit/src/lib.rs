@@ -3,12 +3,14 @@
 //! key server speaking the real gRPC contract.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod certs;
 mod databases;
 mod keys;
 pub mod probe;
 mod redis_server;
 mod stub_auth;
 
+pub use certs::{Issued, TestCa};
 pub use databases::{TestDatabase, postgres_base_url, redis_url, unique};
 pub use keys::{TestClaims, TestKeys};
 pub use redis_server::OwnRedis;

@@ -88,23 +88,40 @@ where
 pub const CLIENT_IP_HEADER: &str = "x-folio-client-ip";
 /// Where the gateway puts its own service token, vouching for the client IP.
 pub const GATEWAY_TOKEN_HEADER: &str = "x-folio-gateway";
-/// The gateway's client id: only its token makes the client IP believed.
+/// The gateway's client id: with TLS off, only its token makes the client
+/// IP believed.
 pub const GATEWAY_CLIENT_ID: &str = "folio-gateway";
+/// The gateway's identity: with mutual TLS, only a connection proving it
+/// makes the client IP believed.
+pub const GATEWAY_IDENTITY: &str = "spiffe://folio/gateway";
 
 /// The client IP the gateway vouched for, in a request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIp(pub String);
 
-/// Takes both headers off the request and, when the gateway's own token
-/// vouches for it, keeps the client IP as a [`ClientIp`] extension: any
-/// other caller of a service's port could otherwise claim any IP and spread
-/// its lock-outs over addresses that are not its own.
+/// Takes both headers off the request and, when the gateway vouches for it,
+/// keeps the client IP as a [`ClientIp`] extension: any other caller of a
+/// service's port could otherwise claim any IP and spread its lock-outs over
+/// addresses that are not its own. Over mutual TLS the gateway vouches with
+/// its certificate (DESIGN §6: a token seen on the wire could be replayed,
+/// a certificate's key never travels); without it, with its service token.
 async fn trust_client_ip<B>(verifier: &TokenVerifier, request: &mut http::Request<B>) {
     let claimed = request.headers_mut().remove(CLIENT_IP_HEADER);
     let voucher = request.headers_mut().remove(GATEWAY_TOKEN_HEADER);
-    let (Some(claimed), Some(voucher)) = (claimed, voucher) else { return };
-    let token = voucher.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    let (Some(token), Ok(ip)) = (token, claimed.to_str()) else { return };
+    let Some(ip) = claimed.as_ref().and_then(|claimed| claimed.to_str().ok()) else { return };
+    if let Some(peer) = folio_tls::Peer::of(request.extensions())
+        && peer.is_mutual()
+    {
+        if peer.identity() == Some(GATEWAY_IDENTITY) {
+            let ip = ClientIp(ip.to_owned());
+            request.extensions_mut().insert(ip);
+        } else {
+            tracing::debug!(identity = ?peer.identity(), "a client IP came from a caller that is not the gateway; ignored");
+        }
+        return;
+    }
+    let Some(voucher) = voucher else { return };
+    let Some(token) = voucher.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim) else { return };
     match verifier.verify(token).await {
         Ok(principal) if principal.subject == GATEWAY_CLIENT_ID && principal.kind == super::PrincipalKind::Service => {
             request.extensions_mut().insert(ClientIp(ip.to_owned()));

@@ -9,8 +9,8 @@ mod sources;
 mod verifier;
 
 pub use layer::{
-    AuthLayer, Authenticate, CLIENT_IP_HEADER, ClientIp, GATEWAY_CLIENT_ID, GATEWAY_TOKEN_HEADER, PUBLIC_RPCS,
-    bearer_token, is_public,
+    AuthLayer, Authenticate, CLIENT_IP_HEADER, ClientIp, GATEWAY_CLIENT_ID, GATEWAY_IDENTITY, GATEWAY_TOKEN_HEADER,
+    PUBLIC_RPCS, bearer_token, is_public,
 };
 pub use principal::{AccessClaims, Principal, PrincipalKind, principal, roles, scopes};
 pub use remote::{RemoteAuth, ServiceClientSettings, remote_auth};

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use super::{
     GrpcKeySource, GrpcRevocationSource, RevocationSource, ServiceTokenProvider, TokenVerifier, VerifierSettings,
 };
-use folio_proto::client::lazy_channel;
+use folio_proto::client::lazy_channel_with;
 use serde::Deserialize;
 
 /// What a service needs to authenticate callers and itself.
@@ -38,9 +38,10 @@ pub struct ServiceClientSettings {
 pub fn remote_auth(
     auth_address: &str,
     client: &ServiceClientSettings,
+    tls: Option<&folio_tls::ClientTls>,
     settings: VerifierSettings,
 ) -> anyhow::Result<RemoteAuth> {
-    let channel = lazy_channel(auth_address)?;
+    let channel = lazy_channel_with(auth_address, tls)?;
     let tokens = match (&client.id, &client.secret) {
         (Some(id), Some(secret)) => Some(Arc::new(ServiceTokenProvider::new(
             channel.clone(),

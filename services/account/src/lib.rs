@@ -18,7 +18,7 @@ mod store;
 use std::time::Duration;
 
 use folio_proto::account::account_service_server::AccountServiceServer;
-use folio_proto::client::lazy_channel;
+use folio_proto::client::lazy_channel_with;
 use folio_runtime::CancellationToken;
 use folio_runtime::cli::{NoExtraCommands, ServiceBinary};
 use folio_runtime::config::LoadedConfig;
@@ -51,7 +51,10 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let settings: AccountSettings = config.section("account")?;
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
-    let ledger = app::ledger_client::Ledger::new(lazy_channel(&common.upstreams.ledger)?, auth.tokens.clone());
+    let ledger = app::ledger_client::Ledger::new(
+        lazy_channel_with(&common.upstreams.ledger, foundation.client_tls.as_ref())?,
+        auth.tokens.clone(),
+    );
     let page_tokens = folio_storage::paging::PageTokens::load(&foundation.db).await?;
     let core = app::AccountCore::new(foundation.db.clone(), ledger, page_tokens);
     app::outbox::spawn(core.clone(), Duration::from_millis(settings.outbox_interval_ms), shutdown.clone());

@@ -36,6 +36,13 @@ use settings::AuthSettings;
 /// The schema this service owns.
 pub const SCHEMA: &str = "auth";
 
+/// Over mutual TLS, `AuthInternalService` (the revocation list) answers only
+/// the services that verify tokens.
+pub const INTERNAL_CALLERS: folio_runtime::server::Allowed = &[(
+    "/folio.auth.v1.AuthInternalService/",
+    &["spiffe://folio/account", "spiffe://folio/ledger", "spiffe://folio/gateway"],
+)];
+
 /// Starts the auth service until `shutdown`.
 pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
@@ -53,6 +60,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     spawn_housekeeping(foundation.db.clone(), shutdown.clone());
     let api = api::auth::AuthApi::new(core.clone());
     ServerBuilder::new(SCHEMA, common.server.clone())
+        .allow_callers(INTERNAL_CALLERS)
         .authenticate_with(verifier)
         .admin_routes(jwks_route(core.keyring().clone()))
         .add_service(AuthServiceServer::new(api.clone()).max_decoding_message_size(common.server.max_message_bytes))

@@ -22,6 +22,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use api::proxy;
 use app::{connection::Connections, upstream::Upstream};
+use folio_tls::ClientTls;
 use settings::GatewaySettings;
 
 /// The gateway's name in logs, metrics and error domains.
@@ -34,7 +35,13 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let cache = Cache::from_settings(&common.redis).await?.with_replicas(settings.replicas);
     let limiter = SyncedLimiter::new(&cache);
     limiter.spawn_sync(shutdown.clone());
-    let auth = folio_tokens::remote_auth(&common.upstreams.auth, &common.service_client, VerifierSettings::default())?;
+    let tls = ClientTls::from_settings(&common.client)?;
+    let auth = folio_tokens::remote_auth(
+        &common.upstreams.auth,
+        &common.service_client,
+        tls.as_ref(),
+        VerifierSettings::default(),
+    )?;
     auth.verifier.spawn_refresh(Some(cache.clone()), shutdown.clone());
     let resolve = Duration::from_millis(settings.resolve_interval_ms);
     let eject = Duration::from_millis(settings.eject_for_ms);
@@ -53,7 +60,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
             Upstream::start("ledger", &upstreams.ledger, resolve, eject, shutdown.clone()).await,
         ),
     ];
-    let connections = Connections::default();
+    let connections = Connections::new(tls);
     forget_gone_endpoints(&connections, &routes, resolve, shutdown.clone());
     let proxy = proxy::Proxy::new(
         proxy::ProxyConfig {

@@ -39,6 +39,12 @@ pub const SCHEMA: &str = "ledger";
 /// JIT compilation never pays off for them either.
 const WRITER_SESSION: &[(&str, &str)] = &[("enable_seqscan", "off"), ("jit", "off")];
 
+/// Over mutual TLS, only the account service may call `LedgerAdminService`
+/// (it opens, freezes and closes ledger accounts), whatever scopes a token
+/// carries.
+pub const INTERNAL_CALLERS: folio_runtime::server::Allowed =
+    &[("/folio.ledger.v1.LedgerAdminService/", &["spiffe://folio/account"])];
+
 /// Starts the ledger until `shutdown`.
 pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     let common = &config.common;
@@ -64,6 +70,7 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     );
     let max = common.server.max_message_bytes;
     ServerBuilder::new(SCHEMA, common.server.clone())
+        .allow_callers(INTERNAL_CALLERS)
         .authenticate_with(auth.verifier)
         .add_service(
             LedgerServiceServer::new(api::ledger::LedgerApi::new(foundation.db.clone(), writer, page_tokens))

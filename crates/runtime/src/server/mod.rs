@@ -3,6 +3,7 @@
 //! admin HTTP listener; graceful drain bounded by a grace period.
 
 mod admin;
+mod callers;
 mod methods;
 mod observe;
 mod shed;
@@ -18,6 +19,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use admin::{Readiness, UPKEEP_THREAD, prometheus};
+pub use callers::{Allowed, CallersLayer};
 pub use observe::{CallStarted, ObserveLayer};
 pub use shed::ShedLayer;
 
@@ -36,6 +38,7 @@ pub struct ServerBuilder {
     fallback: Option<Box<dyn FnOnce(axum::Router) -> axum::Router + Send>>,
     browser: Option<tower_http::cors::CorsLayer>,
     public_facing: bool,
+    callers: Option<Allowed>,
 }
 
 /// A started server.
@@ -68,6 +71,7 @@ impl ServerBuilder {
             fallback: None,
             browser: None,
             public_facing: false,
+            callers: None,
         }
     }
 
@@ -132,6 +136,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Over mutual TLS, answers the paths under each prefix of `allowed`
+    /// only for the identities listed with it (`IDENTITY_NOT_ALLOWED`
+    /// otherwise).
+    pub fn allow_callers(mut self, allowed: Allowed) -> Self {
+        self.callers = Some(allowed);
+        self
+    }
+
     /// Reflection serves this descriptor set instead of every Folio file.
     pub fn descriptor_set(mut self, encoded: &'static [u8]) -> Self {
         self.descriptor_set = encoded;
@@ -150,6 +162,7 @@ impl ServerBuilder {
             .await
             .with_context(|| format!("binding admin HTTP to {}", self.settings.admin_addr))?;
         let grpc_addr = grpc_listener.local_addr()?;
+        let tls = self.server_tls()?;
         let admin_addr = admin_listener.local_addr()?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -179,6 +192,11 @@ impl ServerBuilder {
             routes = tonic::service::Routes::from(fallback(routes.into_axum_router()));
         }
         let web = self.browser.is_some();
+        let transport = match &tls {
+            None => "plaintext",
+            Some(tls) if tls.is_mutual() => "mutual TLS",
+            Some(_) => "TLS",
+        };
 
         let layers = ServiceBuilder::new()
             .option_layer(self.browser)
@@ -188,6 +206,7 @@ impl ServerBuilder {
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(ObserveLayer::new(self.service))
             .layer(shed_layer(self.settings.max_concurrent_requests, self.public_facing, domain))
+            .option_layer(self.callers.map(|allowed| CallersLayer::new(allowed, domain)))
             .option_layer(self.verifier.map(|verifier| AuthLayer::new(verifier, domain)));
         let grpc = tonic::transport::Server::builder()
             .accept_http1(web)
@@ -218,10 +237,7 @@ impl ServerBuilder {
             }
         };
         let task = tokio::spawn(async move {
-            // Accepted sockets need TCP_NODELAY themselves (the builder's setting
-            // applies only when tonic binds): otherwise a response larger than
-            // one write waits ~40 ms on Nagle's algorithm and a delayed ACK.
-            let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+            let incoming = folio_tls::incoming(grpc_listener, tls);
             let serving = grpc.serve_with_incoming_shutdown(incoming, drain_signal);
             tokio::pin!(serving);
             let result = tokio::select! {
@@ -238,8 +254,22 @@ impl ServerBuilder {
             tracing::info!(service, "stopped");
             result
         });
-        tracing::info!(service = self.service, %grpc_addr, %admin_addr, "serving");
+        tracing::info!(service = self.service, %grpc_addr, %admin_addr, transport, "serving");
         Ok(RunningServer { grpc_addr, admin_addr, task })
+    }
+}
+
+impl ServerBuilder {
+    /// The port's TLS, when a certificate is configured (the gateway's port
+    /// also offers HTTP/1.1 for gRPC-Web).
+    fn server_tls(&self) -> anyhow::Result<Option<folio_tls::ServerTls>> {
+        let (Some(cert), Some(key)) = (&self.settings.tls_cert_file, &self.settings.tls_key_file) else {
+            return Ok(None);
+        };
+        let alpn = if self.browser.is_some() { folio_tls::ALPN_GRPC_AND_HTTP1 } else { folio_tls::ALPN_GRPC };
+        let tls = folio_tls::ServerTls::load(cert, key, self.settings.tls_client_ca_file.as_deref(), alpn)
+            .context("loading the gRPC port's TLS files")?;
+        Ok(Some(tls))
     }
 }
 

@@ -137,10 +137,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         // Health checks are never shed: an overloaded pod is still alive.
         let exempt = request.uri().path().starts_with("/grpc.health.");
-        let peer = request
-            .extensions()
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(tonic::transport::server::TcpConnectInfo::remote_addr);
+        let peer = folio_tls::Peer::of(request.extensions()).and_then(|peer| peer.addr);
         let share = match (&self.clients, exempt, peer) {
             (Some(caps), false, Some(peer)) => Some(client_share(caps, peer)),
             _ => None,

@@ -71,7 +71,10 @@ fn login_context<T>(request: &Request<T>) -> LoginContext {
         .extensions()
         .get::<folio_tokens::ClientIp>()
         .map(|ip| ip.0.clone())
-        .or_else(|| request.remote_addr().map(|addr| addr.ip().to_string()))
+        .or_else(|| {
+            let peer = request.extensions().get::<folio_tls::Peer>()?;
+            peer.addr.map(|addr| addr.ip().to_string())
+        })
         .unwrap_or_else(|| "unknown".to_owned());
     LoginContext { client_ip, user_agent: header("user-agent").unwrap_or_default() }
 }

@@ -16,7 +16,7 @@ use folio_tokens::Principal;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::BodyExt;
-use tonic::{body::Body, transport::server::TcpConnectInfo};
+use tonic::body::Body;
 
 use super::deadline;
 use crate::app::connection::{Connections, Lane};
@@ -143,8 +143,8 @@ impl Proxy {
         }
         let client_ip = request
             .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
+            .get::<folio_tls::Peer>()
+            .and_then(|peer| peer.addr)
             .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
         if let Some(refusal) = self.rate_limit(principal, &client_ip).await {
             return refusal;
@@ -225,8 +225,8 @@ impl Proxy {
         // The gateway's span becomes the upstream's parent (a caller's
         // traceparent passes through untouched when tracing is off).
         folio_telemetry::inject_trace_context(&mut headers);
-        for addr in upstream.candidates() {
-            let sender = match self.connections.ready(addr, lane).await {
+        for (addr, host) in upstream.candidates() {
+            let sender = match self.connections.ready(addr, &host, lane).await {
                 Ok(sender) => sender,
                 Err(error) => {
                     // Nothing was sent: the next endpoint gets the same call.

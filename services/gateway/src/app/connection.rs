@@ -16,6 +16,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use folio_tls::ClientTls;
 use h2::client::SendRequest;
 use http_body::{Body, Frame};
 
@@ -60,6 +61,8 @@ type ConnectSlots = HashMap<(SocketAddr, Lane), Arc<tokio::sync::Mutex<LastFailu
 /// Connections to every endpoint this gateway has called.
 #[derive(Clone, Default)]
 pub struct Connections {
+    /// TLS to the upstreams (mutual, with the gateway's certificate), when configured.
+    tls: Option<ClientTls>,
     open: Arc<Mutex<Open>>,
     /// One connect at a time per endpoint and lane: a burst of calls to an
     /// endpoint whose connection broke makes one new connection, not one
@@ -70,6 +73,11 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// Connections over TLS when `tls` is given, else plaintext.
+    pub fn new(tls: Option<ClientTls>) -> Self {
+        Self { tls, ..Self::default() }
+    }
+
     /// Sends `request` with `body` on `sender` (from [`Connections::ready`])
     /// and waits for the response's head.
     pub async fn send(
@@ -86,8 +94,9 @@ impl Connections {
         Ok(response.map(|recv| UpstreamBody { recv, data_done: false }))
     }
 
-    /// A sender on a live connection to `addr`, connecting when there is none.
-    pub async fn ready(&self, addr: SocketAddr, lane: Lane) -> Result<SendRequest<Bytes>, ConnectError> {
+    /// A sender on a live connection to `addr` (whose certificate names
+    /// `host`), connecting when there is none.
+    pub async fn ready(&self, addr: SocketAddr, host: &str, lane: Lane) -> Result<SendRequest<Bytes>, ConnectError> {
         if let Some(sender) = self.cached(addr, lane)
             && let Ok(ready) = sender.ready().await
         {
@@ -108,7 +117,7 @@ impl Connections {
         {
             return Err(ConnectError(addr, why.clone()));
         }
-        let sender = match connect(addr).await {
+        let sender = match connect(addr, host, self.tls.as_ref()).await {
             Ok(sender) => sender,
             Err(error) => {
                 *last_failure = Some((Instant::now(), error.1.clone()));
@@ -142,13 +151,31 @@ impl Connections {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, ConnectError> {
+async fn connect(addr: SocketAddr, host: &str, tls: Option<&ClientTls>) -> Result<SendRequest<Bytes>, ConnectError> {
     let refused = |error: &dyn std::fmt::Display| ConnectError(addr, error.to_string());
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
         .await
         .map_err(|_| refused(&"timed out"))?
         .map_err(|error| refused(&error))?;
     tcp.set_nodelay(true).map_err(|error| refused(&error))?;
+    match tls {
+        None => handshake(addr, tcp).await,
+        Some(tls) => {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(tcp, host))
+                .await
+                .map_err(|_| refused(&"the TLS handshake timed out"))?
+                .map_err(|error| refused(&error))?;
+            handshake(addr, stream).await
+        }
+    }
+}
+
+/// Speaks HTTP/2 over `io` and drives the connection in a task of its own.
+async fn handshake<T>(addr: SocketAddr, io: T) -> Result<SendRequest<Bytes>, ConnectError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let refused = |error: &dyn std::fmt::Display| ConnectError(addr, error.to_string());
     let handshake = h2::client::Builder::new()
         .max_header_list_size(MAX_HEADER_LIST_BYTES)
         // Each call is paced by its own stream window; the connection's is
@@ -158,7 +185,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, ConnectError> {
         // stall every other call on the connection.
         .initial_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(MAX_WINDOW_BYTES)
-        .handshake::<_, Bytes>(tcp);
+        .handshake::<_, Bytes>(io);
     // The handshake only writes the preface, but a socket that takes no
     // bytes would hold it (and this endpoint's connect lock) forever.
     let (sender, connection) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
@@ -239,7 +266,7 @@ mod tests {
         let (kept, gone) = (endpoint().await, endpoint().await);
         for addr in [kept, gone] {
             for lane in [Lane::Unary, Lane::Stream] {
-                connections.ready(addr, lane).await.unwrap();
+                connections.ready(addr, "127.0.0.1", lane).await.unwrap();
             }
         }
         assert_eq!(sizes(&connections), (4, 4));
@@ -248,7 +275,7 @@ mod tests {
         assert!(connections.cached(kept, Lane::Unary).is_some());
         assert!(connections.cached(gone, Lane::Unary).is_none());
         // An endpoint that comes back is connected again on its next call.
-        connections.ready(gone, Lane::Unary).await.unwrap();
+        connections.ready(gone, "127.0.0.1", Lane::Unary).await.unwrap();
         assert_eq!(sizes(&connections), (3, 3));
     }
 }

@@ -15,8 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 struct Endpoint {
     addr: SocketAddr,
+    /// The host it was resolved from: the name its TLS certificate must bear.
+    host: Arc<str>,
     ejected_until: Option<Instant>,
 }
+
+/// An endpoint to call: its address and the host name its certificate names.
+pub type Target = (SocketAddr, Arc<str>);
 
 /// One upstream's endpoints.
 #[derive(Clone)]
@@ -67,10 +72,11 @@ impl Upstream {
     }
 
     async fn resolve(&self) {
-        let mut addrs = Vec::new();
+        let mut addrs: Vec<Target> = Vec::new();
         for target in self.targets.iter() {
+            let host: Arc<str> = Arc::from(target.rsplit_once(':').map_or(target.as_str(), |(host, _)| host));
             match tokio::net::lookup_host(target.as_str()).await {
-                Ok(found) => addrs.extend(found),
+                Ok(found) => addrs.extend(found.map(|addr| (addr, Arc::clone(&host)))),
                 Err(error) => tracing::warn!(upstream = self.name, %target, %error, "resolving upstream failed"),
             }
         }
@@ -78,20 +84,21 @@ impl Upstream {
             return; // keep the last known endpoints
         }
         addrs.sort();
-        addrs.dedup();
+        addrs.dedup_by_key(|(addr, _)| *addr);
         let mut endpoints = self.endpoints.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let ejected: Vec<(SocketAddr, Option<Instant>)> = endpoints.iter().map(|e| (e.addr, e.ejected_until)).collect();
         *endpoints = addrs
             .into_iter()
-            .map(|addr| Endpoint {
+            .map(|(addr, host)| Endpoint {
                 addr,
+                host,
                 ejected_until: ejected.iter().find(|(a, _)| *a == addr).and_then(|(_, e)| *e),
             })
             .collect();
     }
 
     /// Endpoints to try, in order: the next in rotation first, ejected ones last.
-    pub fn candidates(&self) -> Vec<SocketAddr> {
+    pub fn candidates(&self) -> Vec<Target> {
         let endpoints = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         if endpoints.is_empty() {
             return Vec::new();
@@ -101,7 +108,7 @@ impl Upstream {
         let rotated: Vec<&Endpoint> = endpoints.iter().cycle().skip(start).take(endpoints.len()).collect();
         let (healthy, ejected): (Vec<&Endpoint>, Vec<&Endpoint>) =
             rotated.into_iter().partition(|e| e.ejected_until.is_none_or(|until| until <= now));
-        healthy.into_iter().chain(ejected).map(|e| e.addr).collect()
+        healthy.into_iter().chain(ejected).map(|e| (e.addr, Arc::clone(&e.host))).collect()
     }
 
     /// Every endpoint it resolves to now.

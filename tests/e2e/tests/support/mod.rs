@@ -9,7 +9,7 @@ pub mod text_fields;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use folio_proto::client::lazy_channel;
+use folio_proto::client::lazy_channel_with;
 use folio_proto::{
     account::{CreateAccountRequest, account_service_client::AccountServiceClient},
     auth::{LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient},
@@ -43,6 +43,14 @@ pub struct Stack {
     pub ledger_admin: SocketAddr,
     pub account_admin: SocketAddr,
     pub auth_admin: SocketAddr,
+    /// The services' gRPC addresses.
+    pub auth_addr: SocketAddr,
+    pub account_addr: SocketAddr,
+    pub ledger_addr: SocketAddr,
+    /// The client secrets of folio-account, folio-ledger and folio-gateway.
+    pub service_secrets: [String; 3],
+    /// TLS for this test's calls to the gateway (when the suite speaks TLS).
+    pub client_tls: Option<folio_tls::ClientTls>,
     _processes: Vec<SpawnedBinary>,
     _dirs: Vec<tempfile::TempDir>,
 }
@@ -52,6 +60,27 @@ impl Stack {
     /// file each when `None`) and `redis` (in-process when `None`), with
     /// `extra` set for every service.
     pub async fn start(database: Option<&TestDatabase>, redis: Option<String>, extra: &[(&str, &str)]) -> Self {
+        Self::launch(database, redis, extra, None).await
+    }
+
+    /// [`Stack::start`] with every hop encrypted (DESIGN §6): each service
+    /// has a certificate of `ca` naming `spiffe://folio/<service>`, the
+    /// internal ports speak mutual TLS, the gateway's public port TLS.
+    pub async fn start_encrypted(
+        ca: &folio_testkit::TestCa,
+        database: Option<&TestDatabase>,
+        redis: Option<String>,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        Self::launch(database, redis, extra, Some(ca)).await
+    }
+
+    async fn launch(
+        database: Option<&TestDatabase>,
+        redis: Option<String>,
+        extra: &[(&str, &str)],
+        ca: Option<&folio_testkit::TestCa>,
+    ) -> Self {
         let secrets = [unique("acct-secret-"), unique("ledger-secret-"), unique("gw-secret-")];
         let declared = format!(
             "folio-account:{}:ledger:admin ledger:read auth:internal;folio-ledger:{}:auth:internal;folio-gateway:{}:auth:internal",
@@ -67,7 +96,8 @@ impl Stack {
         let mut dirs = Vec::new();
         let mut spawn = |name: &str, extra: Vec<(String, String)>| {
             let dir = tempfile::tempdir().unwrap();
-            let env: Vec<(String, String)> = common.iter().cloned().chain(extra).collect();
+            let tls = ca.map(|ca| tls_env(ca, name)).unwrap_or_default();
+            let env: Vec<(String, String)> = common.iter().cloned().chain(tls).chain(extra).collect();
             let path = dir.path().to_path_buf();
             dirs.push(dir);
             let binary = binary(&format!("folio-{name}"));
@@ -111,7 +141,16 @@ impl Stack {
             echo_errors(name, process);
         }
         let [auth, ledger, account, gateway] = &processes[..] else { unreachable!() };
+        let client_tls = ca.map(|ca| {
+            let settings = folio_tls::ClientTlsSettings { tls_ca_file: Some(ca.ca_file()), ..Default::default() };
+            folio_tls::ClientTls::from_settings(&settings).unwrap().unwrap()
+        });
         let stack = Stack {
+            auth_addr: auth.grpc_addr,
+            account_addr: account.grpc_addr,
+            ledger_addr: ledger.grpc_addr,
+            service_secrets: secrets.clone(),
+            client_tls,
             gateway: gateway.grpc_addr,
             gateway_admin: gateway.admin_addr,
             ledger_admin: ledger.admin_addr,
@@ -140,7 +179,7 @@ impl Stack {
     }
 
     pub fn channel(&self) -> Channel {
-        lazy_channel(&self.gateway.to_string()).unwrap()
+        lazy_channel_with(&self.gateway.to_string(), self.client_tls.as_ref()).unwrap()
     }
 
     pub fn auth(&self) -> AuthServiceClient<Channel> {
@@ -209,6 +248,25 @@ impl Stack {
         socket.read_to_string(&mut text).await.unwrap();
         text
     }
+}
+
+/// A service's TLS settings: its certificate (issued by `ca` now) on its
+/// port and for its calls; clients of the internal ports must show one of
+/// `ca`'s certificates, the gateway's public port asks for none.
+fn tls_env(ca: &folio_testkit::TestCa, name: &str) -> Vec<(String, String)> {
+    let issued = ca.issue(name, name);
+    let path = |p: &std::path::Path| p.display().to_string();
+    let mut env = vec![
+        ("FOLIO__SERVER__TLS_CERT_FILE".to_owned(), path(&issued.cert)),
+        ("FOLIO__SERVER__TLS_KEY_FILE".to_owned(), path(&issued.key)),
+        ("FOLIO__CLIENT__TLS_CA_FILE".to_owned(), path(&ca.ca_file())),
+        ("FOLIO__CLIENT__TLS_CERT_FILE".to_owned(), path(&issued.cert)),
+        ("FOLIO__CLIENT__TLS_KEY_FILE".to_owned(), path(&issued.key)),
+    ];
+    if name != "gateway" {
+        env.push(("FOLIO__SERVER__TLS_CLIENT_CA_FILE".to_owned(), path(&ca.ca_file())));
+    }
+    env
 }
 
 /// Shows a service's ERROR log lines on the test's output: when a test
