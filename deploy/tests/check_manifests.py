@@ -44,6 +44,7 @@ def config_keys():
         ROOT / "crates/storage/src/cache.rs": {"RedisSettings": "redis"},
         ROOT / "crates/telemetry/src/lib.rs": {"TelemetrySettings": "telemetry"},
         ROOT / "crates/tokens/src/remote.rs": {"ServiceClientSettings": "service_client"},
+        ROOT / "crates/tls/src/client.rs": {"ClientTlsSettings": "client"},
         ROOT / "services/auth/src/settings.rs": {"AuthSettings": "auth"},
         ROOT / "services/ledger/src/settings.rs": {"LedgerSettings": "ledger"},
         ROOT / "services/account/src/lib.rs": {"AccountSettings": "account"},

@@ -74,7 +74,9 @@ impl Cache {
     /// Redis when `redis.url` is set, the in-process fallback otherwise.
     pub async fn from_settings(settings: &RedisSettings) -> anyhow::Result<Self> {
         Ok(match &settings.url {
-            Some(url) => Cache::redis(RedisCache::connect(url.expose_secret()).await?),
+            Some(url) => {
+                Cache::redis(RedisCache::connect_with(url.expose_secret(), settings.tls_ca_file.as_deref()).await?)
+            }
             None => Cache::Memory(MemoryCache::default()),
         })
     }
@@ -186,8 +188,11 @@ impl Cache {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct RedisSettings {
-    /// `redis://...`.
+    /// `redis://...`, or `rediss://...` for TLS.
     pub url: Option<secrecy::SecretString>,
+    /// With `rediss://`: the CA (PEM) Redis's certificate must chain to,
+    /// instead of the system's trust store (a private CA, as in CI).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl From<CacheError> for folio_errors::Failure {

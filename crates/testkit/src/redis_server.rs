@@ -12,20 +12,33 @@ use std::{
 pub struct OwnRedis {
     port: u16,
     child: Option<Child>,
+    /// TLS only (`--port 0 --tls-port`): the certificate and key it serves.
+    tls: Option<(crate::Issued, std::path::PathBuf)>,
 }
 
 impl OwnRedis {
     /// Starts `redis-server` on a free port (no persistence) and waits until it answers.
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
-        let mut redis = Self { port, child: None };
+        let mut redis = Self { port, child: None, tls: None };
         redis.resume();
         redis
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// Starts `redis-server` speaking TLS only, with a certificate of `ca`
+    /// for `localhost` and 127.0.0.1 (clients show none).
+    pub fn start_tls(ca: &crate::TestCa) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+        let issued = ca.issue_for(None, &["localhost", "127.0.0.1"], "redis");
+        let mut redis = Self { port, child: None, tls: Some((issued, ca.ca_file())) };
+        redis.resume();
+        redis
+    }
+
+    /// `redis://127.0.0.1:<port>`, or `rediss://` when it speaks TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (as an outage would).
@@ -54,12 +67,22 @@ impl OwnRedis {
 
     /// Starts it again on the same port, empty, and waits until it answers.
     pub fn resume(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some((tls, ca)) => command.args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no"]).args([
+                "--tls-cert-file".as_ref(),
+                tls.cert.as_os_str(),
+                "--tls-key-file".as_ref(),
+                tls.key.as_os_str(),
+                "--tls-ca-cert-file".as_ref(),
+                ca.as_os_str(),
+            ]),
+        };
+        let child =
+            command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("redis-server must be installed");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {

@@ -268,3 +268,42 @@ async fn leaf_of_ledger(stack: &Stack, ca: &TestCa) -> Vec<u8> {
     let account = Issued { cert: ca.dir().join("account.pem"), key: ca.dir().join("account.key") };
     leaf(stack.ledger_addr, &client(&ca.ca_file(), Some(&account))).await
 }
+
+#[tokio::test]
+async fn the_suite_runs_on_postgres_with_verify_full_and_on_rediss() {
+    let ca = TestCa::new("folio");
+    let postgres = folio_testkit::TlsPostgres::start(&ca);
+    let redis = folio_testkit::OwnRedis::start_tls(&ca);
+    let database = postgres.url(&ca, "localhost");
+    let ca_file = ca.ca_file().display().to_string();
+    let env = [
+        ("FOLIO__DATABASE__URL", database.as_str()),
+        ("FOLIO__REDIS__URL", &redis.url()),
+        ("FOLIO__REDIS__TLS_CA_FILE", &ca_file),
+    ];
+    let stack = Stack::start_encrypted(&ca, None, None, &env).await;
+    let (_, customer) = stack.customer().await;
+    let operator = stack.operator().await;
+    let account = stack.funded(&customer, &operator, 700).await;
+    let request = bearer(GetBalanceRequest { account_id: account, ..Default::default() }, &customer);
+    let balance = stack.ledger().get_balance(request).await.unwrap().into_inner().balance.unwrap();
+    assert_eq!(balance.posted, 700);
+
+    // Every client connection the services hold is encrypted.
+    let db = folio_storage::db::connect_url(&database, "public", 1).await.unwrap();
+    let sql = "SELECT CAST(COUNT(*) FILTER (WHERE s.ssl) AS BIGINT) AS encrypted, \
+               CAST(COUNT(*) FILTER (WHERE NOT s.ssl) AS BIGINT) AS plaintext \
+               FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.backend_type = 'client backend'";
+    use sea_orm::ConnectionTrait;
+    let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    let (encrypted, plaintext): (i64, i64) =
+        (row.try_get("", "encrypted").unwrap(), row.try_get("", "plaintext").unwrap());
+    assert!(encrypted > 3, "the services' connections: {encrypted} encrypted");
+    assert_eq!(plaintext, 0);
+
+    // A server whose certificate does not chain to the configured CA is refused.
+    let other = TestCa::new("other");
+    assert!(folio_storage::db::connect_url(&postgres.url(&other, "localhost"), "public", 1).await.is_err());
+    let redis_elsewhere = folio_storage::cache::RedisCache::connect_with(&redis.url(), Some(&other.ca_file())).await;
+    assert!(redis_elsewhere.is_err(), "Redis with a certificate of another CA");
+}

@@ -85,7 +85,25 @@ pub struct RedisCache {
 impl RedisCache {
     /// Connects to `url` (fails when Redis does not answer).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid `redis.url`: {e}"))?;
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects to `url`; a `rediss://` server's certificate is verified
+    /// against `tls_ca_file` when given, else the system's trust store.
+    pub async fn connect_with(url: &str, tls_ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let client = match tls_ca_file {
+            None => redis::Client::open(url),
+            Some(ca) => {
+                anyhow::ensure!(url.starts_with("rediss://"), "`redis.tls_ca_file` needs a rediss:// `redis.url`");
+                let root_cert = std::fs::read(ca)
+                    .map_err(|e| anyhow::anyhow!("reading `redis.tls_ca_file` {}: {e}", ca.display()))?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) },
+                )
+            }
+        }
+        .map_err(|e| anyhow::anyhow!("invalid `redis.url`: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))

@@ -120,9 +120,12 @@ impl Auth {
         );
         let cache = match &self.redis_url {
             Some(url) => Some(
-                Cache::from_settings(&folio_runtime::config::RedisSettings { url: Some(url.clone().into()) })
-                    .await
-                    .unwrap(),
+                Cache::from_settings(&folio_runtime::config::RedisSettings {
+                    url: Some(url.clone().into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
             ),
             None => None,
         };
