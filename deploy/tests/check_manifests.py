@@ -9,6 +9,9 @@ import re
 import subprocess
 import sys
 
+import json
+
+import jsonschema
 import kubernetes_validate
 import yaml
 
@@ -24,6 +27,21 @@ def check(name, fn):
         results.append((name, None))
     except Exception as error:  # noqa: BLE001 - every failure is reported, none hides another
         results.append((name, error))
+
+
+# cert-manager's CRDs as JSON Schema, kept in the repository (see
+# deploy/tests/schemas/SOURCE.md): custom resources validate offline too.
+CRD_SCHEMAS = ROOT / "deploy/tests/schemas"
+
+
+def validate_doc(doc):
+    group, _, version = doc["apiVersion"].rpartition("/")
+    if group.endswith("cert-manager.io"):
+        path = CRD_SCHEMAS / group / f"{doc['kind'].lower()}_{version}.json"
+        assert path.exists(), f"no schema kept for {doc['apiVersion']} {doc['kind']}"
+        jsonschema.validate(doc, json.loads(path.read_text()))
+    else:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
 def render(overlay):
@@ -93,7 +111,7 @@ def main():
     for overlay, docs in rendered.items():
         def validate(docs=docs):
             for doc in docs:
-                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+                validate_doc(doc)
         check(f"{overlay}: manifests validate against Kubernetes {K8S_VERSION}", validate)
 
         def env_is_read(docs=docs):
@@ -118,11 +136,55 @@ def main():
                 env = {e["name"]: e.get("value") for e in container["env"]}
                 assert env["FOLIO__SERVER__LISTEN_ADDR"].endswith(f":{grpc}"), name
                 assert env["FOLIO__SERVER__ADMIN_ADDR"].endswith(f":{admin}"), name
+                tls = "FOLIO__SERVER__TLS_CERT_FILE" in env
                 for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                    assert container[probe]["grpc"]["port"] == grpc, f"{name} {probe}"
+                    if tls:  # kubelet's gRPC probe speaks no TLS: the admin port's /healthz
+                        assert "grpc" not in container[probe], f"{name} {probe} probes a TLS port over gRPC"
+                        assert container[probe]["httpGet"] == {"path": "/healthz", "port": admin}, f"{name} {probe}"
+                    else:
+                        assert container[probe]["grpc"]["port"] == grpc, f"{name} {probe}"
                 service_ports = {p["name"]: p["port"] for p in services[name]["spec"]["ports"]}
                 assert service_ports == {"grpc": grpc, "admin": admin}, f"{name} Service ports {service_ports}"
         check(f"{overlay}: ports and probes match the services' defaults", ports_match)
+
+        def encryption(docs=docs, overlay=overlay):
+            certificates = {d["spec"]["secretName"]: d for d in docs if d["kind"] == "Certificate"}
+            for deployment in folio_deployments(docs):
+                name = deployment["metadata"]["name"]
+                spec = deployment["spec"]["template"]["spec"]
+                env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+                if overlay == "dev":  # plaintext by design: kubectl port-forward on a developer's cluster
+                    assert not any(k.startswith(("FOLIO__SERVER__TLS", "FOLIO__CLIENT__TLS")) for k in env), name
+                    continue
+                wanted = ["FOLIO__SERVER__TLS_CERT_FILE", "FOLIO__SERVER__TLS_KEY_FILE", "FOLIO__CLIENT__TLS_CA_FILE",
+                          "FOLIO__CLIENT__TLS_CERT_FILE", "FOLIO__CLIENT__TLS_KEY_FILE"]
+                if name != "folio-gateway":  # internal ports: mutual TLS
+                    wanted.append("FOLIO__SERVER__TLS_CLIENT_CA_FILE")
+                missing = [k for k in wanted if k not in env]
+                assert not missing, f"{name} lacks {missing}"
+                mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0].get("volumeMounts", [])}
+                secrets = {v["name"]: v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+                for key in wanted:
+                    directory = env[key].rsplit("/", 1)[0]
+                    secret = secrets[mounts[directory]]
+                    assert secret in certificates, f"{name}: {key} is not from a cert-manager Certificate"
+                identity = certificates[secrets[mounts[env["FOLIO__CLIENT__TLS_CERT_FILE"].rsplit("/", 1)[0]]]]
+                service = name.removeprefix("folio-")
+                assert identity["spec"]["uris"] == [f"spiffe://folio/{service}"], f"{name} identity"
+                assert f"{name}" in identity["spec"]["dnsNames"], f"{name}: the Service name is not in its certificate"
+                issuers = {d["metadata"]["name"] for d in docs if d["kind"] == "Issuer"}
+                assert identity["spec"]["issuerRef"]["name"] in issuers, f"{name}: unknown issuer"
+            # The schemas are enforced: a Certificate with a misspelt field fails.
+            if certificates:
+                broken = json.loads(json.dumps(next(iter(certificates.values()))))
+                broken["spec"]["dnsName"] = ["typo"]
+                try:
+                    validate_doc(broken)
+                except jsonschema.ValidationError:
+                    pass
+                else:
+                    raise AssertionError("a Certificate with an unknown field validated")
+        check(f"{overlay}: every hop encrypted (prod) or plaintext by design (dev)", encryption)
 
         def images_and_security(docs=docs):
             images = set()
