@@ -2,38 +2,57 @@
 # Starts `make run` on a throw-away data directory, runs the customer journey
 # against its gateway with two clients generated from proto/ (Python over
 # gRPC; TypeScript over gRPC-Web from a page in headless Chromium), and stops
-# the suite. Needs `pip install -r tests/clients/python/requirements.txt`,
-# Node.js with npm, and Chromium (CHROMIUM, default /usr/bin/chromium).
+# the suite; then the same with every hop encrypted (FOLIO_TLS=1: TLS at the
+# gateway, mutual TLS inside). Needs `pip install -r
+# tests/clients/python/requirements.txt`, Node.js with npm, Chromium
+# (CHROMIUM, default /usr/bin/chromium) and openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=$(mktemp -d)
-log="$data/run.log"
-export FOLIO__DATA_DIR="$data" FOLIO_PROFILE=${FOLIO_PROFILE:-dev}
-# The browser page's origin, which the gateway must allow for gRPC-Web.
-page_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export FOLIO__GATEWAY__CORS_ALLOWED_ORIGINS="http://127.0.0.1:$page_port"
-setsid bash scripts/run.sh >"$log" 2>&1 &
-suite=$!
-stop() {
+
+# The suite on its own data directory, in plaintext or ($1 = tls) encrypted.
+journeys() {
+  local mode=$1 data log suite page_port
+  data=$(mktemp -d)
+  log="$data/run.log"
+  # The browser page's origin, which the gateway must allow for gRPC-Web.
+  page_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  FOLIO__DATA_DIR="$data" FOLIO_PROFILE=${FOLIO_PROFILE:-dev} FOLIO_TLS=$([ "$mode" = tls ] && echo 1 || echo 0) \
+    FOLIO__GATEWAY__CORS_ALLOWED_ORIGINS="http://127.0.0.1:$page_port" \
+    setsid bash scripts/run.sh >"$log" 2>&1 &
+  suite=$!
+  # shellcheck disable=SC2064 # stop this suite, whatever happens next
+  trap "kill -INT -- -$suite 2>/dev/null || true; wait $suite 2>/dev/null || true" EXIT
+  for _ in $(seq 1 600); do
+    grep -q "Folio is up" "$log" && break
+    if ! kill -0 "$suite" 2>/dev/null; then cat "$log"; echo "make run exited early"; exit 1; fi
+    sleep 1
+  done
+  grep -q "Folio is up" "$log" || { tail -50 "$log"; echo "make run did not come up"; exit 1; }
+  # shellcheck disable=SC1091
+  source "$data/local-credentials.env"
+  export FOLIO_OPERATOR_EMAIL=$OPERATOR_EMAIL FOLIO_OPERATOR_PASSWORD=$OPERATOR_PASSWORD
+  local scheme=http
+  unset FOLIO_TLS_CA FOLIO_TLS_SPKI
+  if [ "$mode" = tls ]; then
+    scheme=https
+    export FOLIO_TLS_CA="$data/tls/folio-ca.pem"
+    FOLIO_TLS_SPKI=$(openssl x509 -in "$data/tls/gateway.pem" -pubkey -noout \
+      | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+    export FOLIO_TLS_SPKI
+  fi
+  echo "== Python (gRPC, $mode)"
+  python3 tests/clients/python/journey.py 127.0.0.1:50050
+  echo "== TypeScript (Connect-ES, gRPC-Web in headless Chromium, $mode)"
+  (
+    cd tests/clients/typescript
+    npm ci --silent --no-audit --no-fund
+    npm run --silent generate
+    FOLIO_GATEWAY_URL=$scheme://127.0.0.1:50050 PAGE_PORT=$page_port node run.mjs
+  )
   kill -INT -- "-$suite" 2>/dev/null || true
   wait "$suite" 2>/dev/null || true
+  trap - EXIT
 }
-trap stop EXIT
-for _ in $(seq 1 600); do
-  grep -q "Folio is up" "$log" && break
-  if ! kill -0 "$suite" 2>/dev/null; then cat "$log"; echo "make run exited early"; exit 1; fi
-  sleep 1
-done
-grep -q "Folio is up" "$log" || { tail -50 "$log"; echo "make run did not come up"; exit 1; }
-# shellcheck disable=SC1091
-source "$data/local-credentials.env"
-export FOLIO_OPERATOR_EMAIL=$OPERATOR_EMAIL FOLIO_OPERATOR_PASSWORD=$OPERATOR_PASSWORD
-echo "== Python (gRPC)"
-python3 tests/clients/python/journey.py 127.0.0.1:50050
-echo "== TypeScript (Connect-ES, gRPC-Web in headless Chromium)"
-(
-  cd tests/clients/typescript
-  npm ci --silent --no-audit --no-fund
-  npm run --silent generate
-  FOLIO_GATEWAY_URL=http://127.0.0.1:50050 PAGE_PORT=$page_port node run.mjs
-)
+
+journeys plaintext
+journeys tls

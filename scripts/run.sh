@@ -5,6 +5,10 @@
 # without them each service uses a SQLite file under .folio/ and an in-process
 # cache. The services' own client credentials are generated on first start and
 # kept in the data directory, so a second run keeps the data of the first.
+# FOLIO_TLS=1 encrypts every hop (DESIGN §6): a CA of this data directory's
+# own and a certificate per service are made on first start (folio-dev-certs,
+# under $FOLIO__DATA_DIR/tls); the gateway's port speaks TLS, the services
+# mutual TLS; clients trust $FOLIO__DATA_DIR/tls/folio-ca.pem.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +44,21 @@ export FOLIO__AUTH__BOOTSTRAP_OPERATOR_PASSWORD=${FOLIO__AUTH__BOOTSTRAP_OPERATO
 # Auth provisions the other services' accounts from these (see config docs).
 export FOLIO__AUTH__SERVICE_ACCOUNTS="folio-account:$ACCOUNT_CLIENT_SECRET:ledger:admin ledger:read auth:internal;folio-ledger:$LEDGER_CLIENT_SECRET:auth:internal;folio-gateway:$GATEWAY_CLIENT_SECRET:auth:internal"
 
+tls_dir="$FOLIO__DATA_DIR/tls"
+if [ "${FOLIO_TLS:-0}" = 1 ]; then
+  "$bin_dir/folio-dev-certs" "$tls_dir" >/dev/null
+fi
+# The TLS settings of service $1 (none unless FOLIO_TLS=1): its certificate
+# on its port and for its calls; the internal ports also want the callers'.
+tls_env() {
+  [ "${FOLIO_TLS:-0}" = 1 ] || return 0
+  local svc=$1
+  printf '%s\n' "FOLIO__SERVER__TLS_CERT_FILE=$tls_dir/$svc.pem" "FOLIO__SERVER__TLS_KEY_FILE=$tls_dir/$svc.key" \
+    "FOLIO__CLIENT__TLS_CA_FILE=$tls_dir/folio-ca.pem" \
+    "FOLIO__CLIENT__TLS_CERT_FILE=$tls_dir/$svc.pem" "FOLIO__CLIENT__TLS_KEY_FILE=$tls_dir/$svc.key"
+  [ "$svc" = gateway ] || echo "FOLIO__SERVER__TLS_CLIENT_CA_FILE=$tls_dir/folio-ca.pem"
+}
+
 pids=()
 stop() {
   trap - INT TERM
@@ -54,7 +73,9 @@ trap stop INT TERM
 
 start() {
   local svc=$1 id=${2:-} secret=${3:-}
-  FOLIO__SERVICE_CLIENT__ID=$id FOLIO__SERVICE_CLIENT__SECRET=$secret \
+  local tls=()
+  mapfile -t tls < <(tls_env "$svc")
+  env "${tls[@]}" FOLIO__SERVICE_CLIENT__ID="$id" FOLIO__SERVICE_CLIENT__SECRET="$secret" \
     "$bin_dir/folio-$svc" > >(sed -u "s/^/[$svc] /") 2>&1 &
   pids+=($!)
 }
@@ -70,7 +91,11 @@ start gateway folio-gateway "$GATEWAY_CLIENT_SECRET"
 for _ in $(seq 1 100); do
   if healthy 9051 && healthy 9052 && healthy 9053 && healthy 9050; then
     echo
-    echo "Folio is up. Gateway: 127.0.0.1:50050"
+    if [ "${FOLIO_TLS:-0}" = 1 ]; then
+      echo "Folio is up, every hop encrypted. Gateway: 127.0.0.1:50050 (TLS; CA $tls_dir/folio-ca.pem)"
+    else
+      echo "Folio is up. Gateway: 127.0.0.1:50050"
+    fi
     echo "Operator: $FOLIO__AUTH__BOOTSTRAP_OPERATOR_EMAIL (password in $secrets)"
     echo "Ctrl-C stops all four services."
     break

@@ -12,7 +12,9 @@ use rcgen::{
 /// A certificate authority of a test's own.
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// Removed with the CA when it is a temporary one.
+    _temporary: Option<tempfile::TempDir>,
     name: String,
 }
 
@@ -28,11 +30,14 @@ pub struct Issued {
 impl TestCa {
     /// A new CA named `name` (also the stem of its files).
     pub fn new(name: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("folio-certs-").tempdir().unwrap();
-        Self::in_dir(name, dir)
+        let temporary = tempfile::Builder::new().prefix("folio-certs-").tempdir().unwrap();
+        let mut ca = Self::in_dir(name, temporary.path());
+        ca._temporary = Some(temporary);
+        ca
     }
 
-    fn in_dir(name: &str, dir: tempfile::TempDir) -> Self {
+    /// A new CA named `name` whose files are written to `dir` and kept.
+    pub fn in_dir(name: &str, dir: &Path) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, format!("Folio test CA {name}"));
@@ -40,18 +45,18 @@ impl TestCa {
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().unwrap();
         let certificate = params.self_signed(&key).unwrap();
-        std::fs::write(dir.path().join(format!("{name}-ca.pem")), certificate.pem()).unwrap();
-        Self { issuer: Issuer::new(params, key), dir, name: name.to_owned() }
+        std::fs::write(dir.join(format!("{name}-ca.pem")), certificate.pem()).unwrap();
+        Self { issuer: Issuer::new(params, key), dir: dir.to_path_buf(), _temporary: None, name: name.to_owned() }
     }
 
     /// The directory holding every file of this CA.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// The CA's certificate (PEM): the trust anchor to configure.
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join(format!("{}-ca.pem", self.name))
+        self.dir.join(format!("{}-ca.pem", self.name))
     }
 
     /// A certificate for the Folio service `service`: URI SAN
@@ -74,10 +79,7 @@ impl TestCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         let key = KeyPair::generate().unwrap();
         let certificate = params.signed_by(&key, &self.issuer).unwrap();
-        let issued = Issued {
-            cert: self.dir.path().join(format!("{stem}.pem")),
-            key: self.dir.path().join(format!("{stem}.key")),
-        };
+        let issued = Issued { cert: self.dir.join(format!("{stem}.pem")), key: self.dir.join(format!("{stem}.key")) };
         std::fs::write(&issued.cert, certificate.pem()).unwrap();
         write_private(&issued.key, key.serialize_pem().as_bytes());
         issued

@@ -54,7 +54,13 @@ def main():
     from folio.auth.v1 import auth_pb2, auth_pb2_grpc
     from folio.ledger.v1 import account_types_pb2, ledger_pb2, ledger_pb2_grpc
 
-    channel = grpc.insecure_channel(gateway)
+    # FOLIO_TLS_CA: the gateway speaks TLS with a certificate of this CA.
+    ca = os.environ.get("FOLIO_TLS_CA")
+    if ca:
+        trusted = grpc.ssl_channel_credentials(root_certificates=pathlib.Path(ca).read_bytes())
+        channel = grpc.secure_channel(gateway, trusted)
+    else:
+        channel = grpc.insecure_channel(gateway)
     auth = auth_pb2_grpc.AuthServiceStub(channel)
     accounts = account_pb2_grpc.AccountServiceStub(channel)
     ledger = ledger_pb2_grpc.LedgerServiceStub(channel)

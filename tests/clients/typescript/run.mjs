@@ -3,7 +3,8 @@
 // origin the gateway must allow: FOLIO__GATEWAY__CORS_ALLOWED_ORIGINS), and
 // reports each step. Exits non-zero unless every step passed.
 //
-// Environment: FOLIO_GATEWAY_URL (http://127.0.0.1:50050), PAGE_PORT (the
+// Environment: FOLIO_GATEWAY_URL (http://127.0.0.1:50050, or https:// with
+// FOLIO_TLS_SPKI, the base64 SHA-256 of the gateway certificate's key), PAGE_PORT (the
 // page's port; the origin is http://127.0.0.1:PAGE_PORT), FOLIO_OPERATOR_EMAIL
 // and FOLIO_OPERATOR_PASSWORD (default: those `make run` keeps in
 // .folio/local-credentials.env), CHROMIUM (/usr/bin/chromium).
@@ -54,7 +55,10 @@ const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   headless: true,
   // Chromium's sandbox needs user namespaces, which CI containers lack.
-  args: ["--no-sandbox"],
+  // FOLIO_TLS_SPKI: the gateway's https certificate is of a local CA that
+  // Chromium does not know; trust exactly that key (its SPKI SHA-256), not
+  // every certificate.
+  args: ["--no-sandbox", ...(process.env.FOLIO_TLS_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.FOLIO_TLS_SPKI}`] : [])],
 });
 let failed = true;
 try {
