@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Alternated rounds per comparison (the one-caller medians need at least 5).
-const ROUNDS: u32 = 5;
+pub const ROUNDS: u32 = 5;
 
 /// What every phase shares.
 pub struct Bench {
@@ -40,20 +40,20 @@ pub struct Target {
 }
 
 #[derive(Clone, Copy)]
-enum Rpc {
+pub enum Rpc {
     CreateTransfer,
     GetBalance,
 }
 
 impl Rpc {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Rpc::CreateTransfer => "CreateTransfer",
             Rpc::GetBalance => "GetBalance",
         }
     }
 
-    async fn drive(self, bench: &Bench, target: &Target, callers: usize, phase: Duration) -> anyhow::Result<Run> {
+    pub async fn drive(self, bench: &Bench, target: &Target, callers: usize, phase: Duration) -> anyhow::Result<Run> {
         let (channels, token, ids, pids) = (&target.channels, &bench.token, bench.ids.clone(), &target.pids);
         match self {
             Rpc::CreateTransfer => per_rpc(channels, token, callers, phase, ids, false, pids).await,
@@ -70,7 +70,7 @@ pub async fn run(
     ledger_addr: &str,
     nginx_binary: &str,
 ) -> anyhow::Result<()> {
-    let nginx = Nginx::start(nginx_binary, ledger_addr)?;
+    let nginx = Nginx::start(nginx_binary, ledger_addr, None)?;
     let redis = cpu::find_process("redis-server", ":6379");
     if redis.is_empty() {
         println!("# front door: no redis-server on :6379 found; the gateway's CPU excludes Redis");
@@ -107,14 +107,7 @@ pub async fn run(
 
 /// Throughput and CPU per call at `bench.callers`, rounds alternated.
 async fn loaded(bench: &Bench, targets: &[Target; 3], rpc: Rpc) -> anyhow::Result<()> {
-    let mut runs = [Run::empty(), Run::empty(), Run::empty()];
-    let slice = bench.phase / ROUNDS;
-    for _ in 0..ROUNDS {
-        for (run, target) in runs.iter_mut().zip(targets) {
-            let taken = std::mem::replace(run, Run::empty());
-            *run = taken.merge(rpc.drive(bench, target, bench.callers, slice).await?);
-        }
-    }
+    let runs = crate::tls_cost::alternated(bench, targets, rpc).await?;
     let [direct, nginx, gateway] = &runs;
     let rate = |run: &Run| run.transfers_per_sec;
     let share = |run: &Run| if rate(direct) > 0.0 { rate(run) / rate(direct) } else { 0.0 };
@@ -181,19 +174,20 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// nginx as a plain gRPC proxy in front of the ledger, configured in a
 /// directory of its own and stopped when dropped.
-struct Nginx {
+pub struct Nginx {
     child: Child,
-    addr: String,
+    pub addr: String,
     binary: String,
     _dir: tempfile::TempDir,
 }
 
 impl Nginx {
-    fn start(binary: &str, ledger_addr: &str) -> anyhow::Result<Self> {
+    /// nginx on a free port; with `tls` (certificate, key) its port speaks TLS.
+    pub fn start(binary: &str, ledger_addr: &str, tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, config(dir.path(), port, ledger_addr))?;
+        std::fs::write(&conf, config(dir.path(), port, ledger_addr, tls))?;
         let child = Command::new(binary)
             .arg("-p")
             .arg(dir.path())
@@ -205,7 +199,7 @@ impl Nginx {
         Ok(Self { child, addr: format!("127.0.0.1:{port}"), binary: binary.to_owned(), _dir: dir })
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -228,8 +222,20 @@ impl Drop for Nginx {
 
 /// One worker, no access log, keep-alive connections to the ledger: nginx
 /// as a platform engineer would put it in front of a gRPC service.
-fn config(dir: &Path, port: u16, ledger_addr: &str) -> String {
+fn config(dir: &Path, port: u16, ledger_addr: &str, tls: Option<(&Path, &Path)>) -> String {
     let path = |name: &str| -> PathBuf { dir.join(name) };
+    // TLS 1.3 only, as the gateway's rustls negotiates with our clients.
+    let (listen, certificate) = match tls {
+        None => ("http2", String::new()),
+        Some((cert, key)) => (
+            "ssl http2",
+            format!(
+                "ssl_certificate {};\n        ssl_certificate_key {};\n        ssl_protocols TLSv1.3;",
+                cert.display(),
+                key.display()
+            ),
+        ),
+    };
     format!(
         "daemon off;
 worker_processes 1;
@@ -248,7 +254,8 @@ http {{
         keepalive_requests 4294967295;
     }}
     server {{
-        listen 127.0.0.1:{port} http2;
+        listen 127.0.0.1:{port} {listen};
+        {certificate}
         http2_max_concurrent_streams 1000;
         location / {{
             grpc_pass grpc://ledger;

@@ -84,6 +84,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let bench = front_door::Bench { token: token.clone(), ids: ids.clone(), callers, phase };
     let direct = front_door::Target { channels: channels.clone(), pids: vec![pid] };
     front_door::run(&bench, direct, &gateway, &ledger_addr, &nginx_binary).await?;
+    crate::tls_cost::run(&bench, &gateway, &gateway_binary, dir.path(), &auth_addr, &ledger_addr, &nginx_binary)
+        .await?;
     let (_, metrics) = folio_testkit::probe::http_get(ledger.admin_addr, "/metrics").await;
     let value = |name: &str| -> f64 {
         metrics

@@ -10,6 +10,7 @@ mod load;
 mod processes;
 mod soak;
 mod stats;
+mod tls_cost;
 
 use clap::{Parser, Subcommand};
 
