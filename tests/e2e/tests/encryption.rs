@@ -307,3 +307,45 @@ async fn the_suite_runs_on_postgres_with_verify_full_and_on_rediss() {
     let redis_elsewhere = folio_storage::cache::RedisCache::connect_with(&redis.url(), Some(&other.ca_file())).await;
     assert!(redis_elsewhere.is_err(), "Redis with a certificate of another CA");
 }
+
+#[tokio::test]
+async fn the_tls_front_door_negotiates_grpc_over_h2_and_grpc_web_over_http1_by_alpn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = TestCa::new("folio");
+    let stack = Stack::start_encrypted(&ca, None, None, &[]).await;
+    let connect = |alpn: &'static [u8]| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls_pki_types::CertificateDer::from(der(&ca.ca_file()))).unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(folio_tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let gateway = stack.gateway;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(gateway).await.unwrap();
+            connector.connect(rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(), tcp).await.unwrap()
+        }
+    };
+    let h2 = connect(b"h2").await;
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+
+    // A browser without HTTP/2: gRPC-Web over HTTP/1.1 inside TLS.
+    let mut http1 = connect(b"http/1.1").await;
+    assert_eq!(http1.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let empty_message = [0u8, 0, 0, 0, 0];
+    let head = format!(
+        "POST /folio.auth.v1.AuthService/GetJwks HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        empty_message.len()
+    );
+    http1.write_all(head.as_bytes()).await.unwrap();
+    http1.write_all(&empty_message).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = http1.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("grpc-status:0"), "the call succeeded: {text}");
+}
