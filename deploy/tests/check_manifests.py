@@ -149,6 +149,7 @@ def main():
 
         def encryption(docs=docs, overlay=overlay):
             certificates = {d["spec"]["secretName"]: d for d in docs if d["kind"] == "Certificate"}
+            issuers = {d["metadata"]["name"] for d in docs if d["kind"] == "Issuer"}
             for deployment in folio_deployments(docs):
                 name = deployment["metadata"]["name"]
                 spec = deployment["spec"]["template"]["spec"]
@@ -172,7 +173,6 @@ def main():
                 service = name.removeprefix("folio-")
                 assert identity["spec"]["uris"] == [f"spiffe://folio/{service}"], f"{name} identity"
                 assert f"{name}" in identity["spec"]["dnsNames"], f"{name}: the Service name is not in its certificate"
-                issuers = {d["metadata"]["name"] for d in docs if d["kind"] == "Issuer"}
                 assert identity["spec"]["issuerRef"]["name"] in issuers, f"{name}: unknown issuer"
             # The schemas are enforced: a Certificate with a misspelt field fails.
             if certificates:

@@ -25,6 +25,7 @@ impl TlsPostgres {
     /// free port with a certificate of `ca` for `localhost` and 127.0.0.1.
     pub fn start(ca: &TestCa) -> Self {
         let bin = server_binaries();
+        let root = is_root();
         let dir = tempfile::Builder::new().prefix("folio-pg-tls-").tempdir().unwrap();
         let server = ca.issue_for(None, &["localhost", "127.0.0.1"], "postgres");
         // The server runs as `postgres` (initdb refuses root): it must reach
@@ -33,12 +34,12 @@ impl TlsPostgres {
             std::fs::set_permissions(open, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::set_permissions(&server.cert, std::fs::Permissions::from_mode(0o644)).unwrap();
-        if is_root() {
+        if root {
             let status = Command::new("chown").args(["postgres:postgres"]).arg(&server.key).arg(dir.path()).status();
             assert!(status.unwrap().success(), "chown to postgres");
         }
         let data = dir.path().join("data");
-        let initdb = as_server_user(&bin.join("initdb"))
+        let initdb = as_server_user(root, &bin.join("initdb"))
             .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
             .arg(&data)
             .stdout(Stdio::null())
@@ -47,7 +48,7 @@ impl TlsPostgres {
         assert!(initdb.success(), "initdb failed");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
         let setting = |key: &str, value: &Path| format!("{key}={}", value.display());
-        let child = as_server_user(&bin.join("postgres"))
+        let child = as_server_user(root, &bin.join("postgres"))
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "ssl=on", "-c", "fsync=off"])
@@ -106,9 +107,9 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0\n"))
 }
 
-/// `program` run as `postgres` when this process is root, else as ourselves.
-fn as_server_user(program: &Path) -> Command {
-    if is_root() {
+/// `program` run as `postgres` when this process is `root`, else as ourselves.
+fn as_server_user(root: bool, program: &Path) -> Command {
+    if root {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);
         command

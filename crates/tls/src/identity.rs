@@ -5,11 +5,6 @@ use std::{net::SocketAddr, sync::Arc};
 /// Every Folio identity is `spiffe://folio/<service>` (DESIGN §6).
 pub const SPIFFE_PREFIX: &str = "spiffe://folio/";
 
-/// The identity of `service` (`gateway`, `account`, ...).
-pub fn spiffe_id(service: &str) -> String {
-    format!("{SPIFFE_PREFIX}{service}")
-}
-
 /// The Folio identity a certificate names in its URI SAN, if any. A
 /// certificate naming several is ambiguous and counts as naming none.
 pub fn identity_of(certificate_der: &[u8]) -> Option<String> {

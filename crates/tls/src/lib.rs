@@ -20,7 +20,7 @@ mod server;
 use std::sync::Arc;
 
 pub use client::{ClientTls, ClientTlsSettings};
-pub use identity::{Peer, SPIFFE_PREFIX, Transport, identity_of, spiffe_id};
+pub use identity::{Peer, SPIFFE_PREFIX, Transport, identity_of};
 pub use incoming::{Conn, incoming};
 pub use reload::RELOAD_INTERVAL;
 pub use server::{ALPN_GRPC, ALPN_GRPC_AND_HTTP1, ServerTls};

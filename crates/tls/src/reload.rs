@@ -59,6 +59,8 @@ async fn watch<C>(
     let mut refused: Option<Vec<Vec<u8>>> = None;
     let mut ticks = tokio::time::interval(RELOAD_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate; the files were read a moment ago.
+    ticks.tick().await;
     loop {
         ticks.tick().await;
         let Some(owner) = owner.upgrade() else { return };

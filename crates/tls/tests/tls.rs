@@ -58,6 +58,10 @@ async fn round_trip(addr: SocketAddr, tls: &ClientTls) -> std::io::Result<Vec<u8
     Ok(leaf.to_vec())
 }
 
+fn tls_server(server: &Issued) -> ServerTls {
+    ServerTls::load(&server.cert, &server.key, None, ALPN_GRPC).unwrap()
+}
+
 fn mutual_server(ca: &TestCa, server: &Issued) -> ServerTls {
     ServerTls::load(&server.cert, &server.key, Some(&ca.ca_file()), ALPN_GRPC).unwrap()
 }
@@ -100,8 +104,7 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_or_with_one_from_anot
 async fn a_plaintext_client_is_refused_and_a_client_that_trusts_another_ca_refuses_the_server() {
     let ca = TestCa::new("folio");
     let server = ca.issue("gateway", "gateway");
-    let tls = ServerTls::load(&server.cert, &server.key, None, ALPN_GRPC).unwrap();
-    let (addr, mut peers) = serve(Some(tls)).await;
+    let (addr, mut peers) = serve(Some(tls_server(&server))).await;
     // A plaintext HTTP/2 preface is not a ClientHello: the server closes.
     let mut plain = TcpStream::connect(addr).await.unwrap();
     plain.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
@@ -118,8 +121,7 @@ async fn a_plaintext_client_is_refused_and_a_client_that_trusts_another_ca_refus
 async fn a_client_that_never_finishes_its_handshake_holds_up_no_one_else() {
     let ca = TestCa::new("folio");
     let server = ca.issue("gateway", "gateway");
-    let tls = ServerTls::load(&server.cert, &server.key, None, ALPN_GRPC).unwrap();
-    let (addr, _peers) = serve(Some(tls)).await;
+    let (addr, _peers) = serve(Some(tls_server(&server))).await;
     let mut stalled = Vec::new();
     for _ in 0..20 {
         let mut socket = TcpStream::connect(addr).await.unwrap();
@@ -134,8 +136,7 @@ async fn a_client_that_never_finishes_its_handshake_holds_up_no_one_else() {
 async fn replaced_certificate_files_are_served_to_new_connections_without_a_restart() {
     let ca = TestCa::new("folio");
     let first = ca.issue("gateway", "gateway");
-    let tls = ServerTls::load(&first.cert, &first.key, None, ALPN_GRPC).unwrap();
-    let (addr, _peers) = serve(Some(tls)).await;
+    let (addr, _peers) = serve(Some(tls_server(&first))).await;
     let client = client(&ca.ca_file(), None);
     let before = round_trip(addr, &client).await.unwrap();
     // A connection opened before the renewal stays up across it.

@@ -56,6 +56,17 @@ fn assert_refused_by_tls(status: &tonic::Status) {
     assert_eq!(folio_errors::reason_of(status), None, "a service answered: {status:?}");
 }
 
+/// A new customer signs in, gets an account funded with `amount` by the
+/// operator, and reads it back: every hop of the suite carried the journey.
+async fn assert_money_moves(stack: &Stack, amount: i64) {
+    let (_, customer) = stack.customer().await;
+    let operator = stack.operator().await;
+    let account = stack.funded(&customer, &operator, amount).await;
+    let request = bearer(GetBalanceRequest { account_id: account, ..Default::default() }, &customer);
+    let balance = stack.ledger().get_balance(request).await.unwrap().into_inner().balance.unwrap();
+    assert_eq!(balance.posted, amount);
+}
+
 /// A token of the account service, whose scopes include `ledger:admin`.
 async fn account_service_token(stack: &Stack) -> String {
     let request = IssueServiceTokenRequest {
@@ -85,12 +96,7 @@ async fn the_journey_runs_encrypted_end_to_end_and_plaintext_is_refused_everywhe
     let ca = TestCa::new("folio");
     let stack = Stack::start_encrypted(&ca, None, None, &[]).await;
     // Through the TLS gateway, over mutual TLS inside: sign-in, accounts, money.
-    let (_, customer) = stack.customer().await;
-    let operator = stack.operator().await;
-    let account = stack.funded(&customer, &operator, 500).await;
-    let request = bearer(GetBalanceRequest { account_id: account, ..Default::default() }, &customer);
-    let balance = stack.ledger().get_balance(request).await.unwrap().into_inner().balance.unwrap();
-    assert_eq!(balance.posted, 500);
+    assert_money_moves(&stack, 500).await;
 
     for (port, addr) in [("gateway", stack.gateway), ("auth", stack.auth_addr), ("ledger", stack.ledger_addr)] {
         let mut plaintext = AuthServiceClient::new(lazy_channel(&addr.to_string()).unwrap());
@@ -282,12 +288,7 @@ async fn the_suite_runs_on_postgres_with_verify_full_and_on_rediss() {
         ("FOLIO__REDIS__TLS_CA_FILE", &ca_file),
     ];
     let stack = Stack::start_encrypted(&ca, None, None, &env).await;
-    let (_, customer) = stack.customer().await;
-    let operator = stack.operator().await;
-    let account = stack.funded(&customer, &operator, 700).await;
-    let request = bearer(GetBalanceRequest { account_id: account, ..Default::default() }, &customer);
-    let balance = stack.ledger().get_balance(request).await.unwrap().into_inner().balance.unwrap();
-    assert_eq!(balance.posted, 700);
+    assert_money_moves(&stack, 700).await;
 
     // Every client connection the services hold is encrypted.
     let db = folio_storage::db::connect_url(&database, "public", 1).await.unwrap();

@@ -257,9 +257,7 @@ impl ServerBuilder {
         tracing::info!(service = self.service, %grpc_addr, %admin_addr, transport, "serving");
         Ok(RunningServer { grpc_addr, admin_addr, task })
     }
-}
 
-impl ServerBuilder {
     /// The port's TLS, when a certificate is configured (the gateway's port
     /// also offers HTTP/1.1 for gRPC-Web).
     fn server_tls(&self) -> anyhow::Result<Option<folio_tls::ServerTls>> {
