@@ -3,22 +3,30 @@
 # against its gateway with two clients generated from proto/ (Python over
 # gRPC; TypeScript over gRPC-Web from a page in headless Chromium), and stops
 # the suite; then the same with every hop encrypted (FOLIO_TLS=1: TLS at the
-# gateway, mutual TLS inside). Needs `pip install -r
+# gateway, mutual TLS inside); then the Python journey on PostgreSQL and Redis
+# as the README's PostgreSQL command runs it (a database that does not exist
+# yet, which the launcher creates). Needs `pip install -r
 # tests/clients/python/requirements.txt`, Node.js with npm, Chromium
 # (CHROMIUM, default /usr/bin/chromium) and openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The suite on its own data directory, in plaintext or ($1 = tls) encrypted.
+# The suite on its own data directory, in plaintext or ($1 = tls) encrypted,
+# or ($1 = postgres) in plaintext on PostgreSQL and Redis.
 journeys() {
-  local mode=$1 data log suite page_port
+  local mode=$1 data log suite page_port database=()
   data=$(mktemp -d)
+  if [ "$mode" = postgres ]; then
+    local db_name="folio_client_check_$$"
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db_name"
+    database=("FOLIO__DATABASE__URL=postgres://postgres@127.0.0.1:5432/$db_name" "FOLIO__REDIS__URL=redis://127.0.0.1:6379")
+  fi
   log="$data/run.log"
   # The browser page's origin, which the gateway must allow for gRPC-Web.
   page_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   FOLIO__DATA_DIR="$data" FOLIO_PROFILE=${FOLIO_PROFILE:-dev} FOLIO_TLS=$([ "$mode" = tls ] && echo 1 || echo 0) \
     FOLIO__GATEWAY__CORS_ALLOWED_ORIGINS="http://127.0.0.1:$page_port" \
-    setsid bash scripts/run.sh >"$log" 2>&1 &
+    setsid env "${database[@]}" bash scripts/run.sh >"$log" 2>&1 &
   suite=$!
   # shellcheck disable=SC2064 # stop this suite, whatever happens next
   trap "kill -INT -- -$suite 2>/dev/null || true; wait $suite 2>/dev/null || true" EXIT
@@ -42,17 +50,23 @@ journeys() {
   fi
   echo "== Python (gRPC, $mode)"
   python3 tests/clients/python/journey.py 127.0.0.1:50050
-  echo "== TypeScript (Connect-ES, gRPC-Web in headless Chromium, $mode)"
-  (
-    cd tests/clients/typescript
-    npm ci --silent --no-audit --no-fund
-    npm run --silent generate
-    FOLIO_GATEWAY_URL=$scheme://127.0.0.1:50050 PAGE_PORT=$page_port node run.mjs
-  )
+  if [ "$mode" = postgres ]; then
+    grep -q "creating the PostgreSQL database" "$log" || { echo "the launcher did not create the database"; exit 1; }
+  else
+    echo "== TypeScript (Connect-ES, gRPC-Web in headless Chromium, $mode)"
+    (
+      cd tests/clients/typescript
+      npm ci --silent --no-audit --no-fund
+      npm run --silent generate
+      FOLIO_GATEWAY_URL=$scheme://127.0.0.1:50050 PAGE_PORT=$page_port node run.mjs
+    )
+  fi
   kill -INT -- "-$suite" 2>/dev/null || true
   wait "$suite" 2>/dev/null || true
   trap - EXIT
+  if [ "$mode" = postgres ]; then psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db_name"; fi
 }
 
 journeys plaintext
 journeys tls
+journeys postgres

@@ -11,7 +11,10 @@ use secrecy::ExposeSecret;
 use folio_errors::{Failure, FolioError};
 use serde::Deserialize;
 
+mod replica;
 mod tx;
+
+pub use replica::{MAX_READ_WAIT, READ_AFTER_HEADER, ReadAfter, Reads, SAMPLE_INTERVAL, Source};
 
 /// This service's database (`database.*`, `FOLIO__DATABASE__*`).
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +25,17 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
     /// Pool size.
     pub max_connections: u32,
+    /// A hot standby of the PostgreSQL primary for reads that may trail it
+    /// (DESIGN §6, "Reads from replicas"); its pool is `max_connections` too.
+    #[serde(default)]
+    pub read_url: Option<secrecy::SecretString>,
+    /// A replica further behind than this is not read.
+    #[serde(default = "default_read_max_lag_ms")]
+    pub read_max_lag_ms: u64,
+}
+
+fn default_read_max_lag_ms() -> u64 {
+    1000
 }
 
 pub use tx::{RetryPolicy, TxError, begin_write, is_retryable, refused_value, run_in_tx};
@@ -60,6 +74,36 @@ pub async fn connect_pool(
     open_url(&url, schema, pool).await
 }
 
+/// How long a read waits to connect to the replica before it fails (and
+/// is asked of the primary instead).
+const REPLICA_PATIENCE: Duration = Duration::from_secs(1);
+
+/// The reads of `schema`: on `primary` alone or, with `database.read_url`
+/// set, on that replica where they may trail (monitored until `shutdown`).
+pub async fn connect_reads(
+    settings: &DatabaseSettings,
+    schema: &str,
+    primary: &DatabaseConnection,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Reads> {
+    let Some(url) = &settings.read_url else {
+        return Ok(Reads::primary_only(primary.clone()));
+    };
+    let url = url.expose_secret();
+    anyhow::ensure!(
+        url.starts_with("postgres") && primary.get_database_backend() == DatabaseBackend::Postgres,
+        "invalid configuration: `database.read_url` must be a PostgreSQL standby of a PostgreSQL primary"
+    );
+    let pool = Pool { max_connections: settings.max_connections, session: &[] };
+    // A standby is read-only: the primary made the schema.
+    // A replica is asked only while the monitor hears from it; a read that
+    // meets it gone falls back to the primary, so it must not wait long.
+    let replica =
+        open_postgres(url, schema, &pool, REPLICA_PATIENCE).await.context("connecting to the read replica")?;
+    let max_lag = Duration::from_millis(settings.read_max_lag_ms);
+    Ok(Reads::with_replica(primary.clone(), replica, max_lag, shutdown.clone()))
+}
+
 /// Opens `url` for `schema`; see [`connect`].
 pub async fn connect_url(url: &str, schema: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     open_url(url, schema, &Pool { max_connections, session: &[] }).await
@@ -88,12 +132,23 @@ async fn open_url(url: &str, schema: &str, pool: &Pool<'_>) -> anyhow::Result<Da
         return Database::connect(options).await.context("opening the SQLite database");
     }
     create_schema(url, schema).await?;
+    open_postgres(url, schema, pool, Duration::from_secs(10)).await
+}
+
+/// A pool on an existing schema of a PostgreSQL server.
+async fn open_postgres(
+    url: &str,
+    schema: &str,
+    pool: &Pool<'_>,
+    patience: Duration,
+) -> anyhow::Result<DatabaseConnection> {
+    let max_connections = pool.max_connections;
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections.max(1))
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .connect_timeout(patience)
+        .acquire_timeout(patience)
         .sqlx_logging(false)
         .set_schema_search_path(schema.to_owned());
     if !pool.session.is_empty() {
@@ -128,6 +183,18 @@ pub fn clock_micros_sql(backend: DatabaseBackend) -> &'static str {
     match backend {
         DatabaseBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
         _ => "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
+    }
+}
+
+/// "Now" for a read served by `source`, as an SQL expression in
+/// microseconds: the database clock on the primary; on a replica, its last
+/// replayed commit (DESIGN §6), since it holds nothing later than that.
+pub fn read_clock_micros_sql(backend: DatabaseBackend, source: Source) -> &'static str {
+    match (backend, source) {
+        (DatabaseBackend::Postgres, Source::Replica) => {
+            "CAST(EXTRACT(EPOCH FROM COALESCE(pg_last_xact_replay_timestamp(), clock_timestamp())) * 1000000 AS BIGINT)"
+        }
+        _ => clock_micros_sql(backend),
     }
 }
 

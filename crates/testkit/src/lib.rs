@@ -8,15 +8,15 @@ mod databases;
 mod keys;
 pub mod probe;
 mod redis_server;
+mod scratch_postgres;
 mod stub_auth;
-mod tls_postgres;
 
 pub use certs::{Issued, TestCa};
 pub use databases::{TestDatabase, postgres_base_url, redis_url, unique};
 pub use keys::{TestClaims, TestKeys};
 pub use redis_server::OwnRedis;
+pub use scratch_postgres::{ScratchPostgres, TlsPostgres};
 pub use stub_auth::StubAuth;
-pub use tls_postgres::TlsPostgres;
 
 /// Auth's key-encryption key in every test and benchmark (32 bytes, base64).
 pub const KEY_ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";

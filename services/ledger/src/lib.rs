@@ -68,12 +68,15 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
         Duration::from_millis(settings.sweep_interval_ms),
         shutdown.clone(),
     );
+    // Statements and balances may be served by a replica (DESIGN §6); the
+    // sweeper, the writer and LedgerAdminService stay on the primary.
+    let reads = folio_storage::db::connect_reads(&common.database, SCHEMA, &foundation.db, &shutdown).await?;
     let max = common.server.max_message_bytes;
     ServerBuilder::new(SCHEMA, common.server.clone())
         .allow_callers(INTERNAL_CALLERS)
         .authenticate_with(auth.verifier)
         .add_service(
-            LedgerServiceServer::new(api::ledger::LedgerApi::new(foundation.db.clone(), writer, page_tokens))
+            LedgerServiceServer::new(api::ledger::LedgerApi::new(reads, writer, page_tokens))
                 .max_decoding_message_size(max),
         )
         .add_service(LedgerAdminServiceServer::new(api::admin::LedgerAdminApi::new(foundation.db.clone())))

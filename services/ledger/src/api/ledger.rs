@@ -2,12 +2,15 @@
 //! coalescing writer and reads to `reads`, and maps failures to statuses
 //! (domain `ledger.folio`).
 
+use std::time::Instant;
+
 use folio_errors::{Failure, FolioError};
 use folio_proto::ledger::{self as pb, ledger_service_server::LedgerService};
+use folio_runtime::read_after;
+use folio_storage::db::{ReadAfter, Reads};
 use folio_storage::paging::PageTokens;
 use folio_tokens::principal;
 use prost::Message;
-use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
@@ -38,15 +41,23 @@ fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Status> {
 /// Serves `LedgerService`.
 #[derive(Clone)]
 pub struct LedgerApi {
-    db: DatabaseConnection,
+    reads: Reads,
     writer: Writer,
     page_tokens: PageTokens,
 }
 
 impl LedgerApi {
-    /// Serves reads from `db` and writes through `writer`.
-    pub fn new(db: DatabaseConnection, writer: Writer, page_tokens: PageTokens) -> Self {
-        Self { db, writer, page_tokens }
+    /// Serves reads through `reads` (a replica where they may trail) and
+    /// writes through `writer`.
+    pub fn new(reads: Reads, writer: Writer, page_tokens: PageTokens) -> Self {
+        Self { reads, writer, page_tokens }
+    }
+
+    /// A write's answer, with the position a later read must reach to
+    /// see it (when a replica serves reads).
+    async fn written<T>(&self, message: T, committed: Instant) -> Reply<T> {
+        let position = self.reads.position_after(committed).await.map_err(|e| fail(Failure::from(e)))?;
+        Ok(read_after::answer(Response::new(message), position))
     }
 
     async fn write_one(&self, op: Op, actor: Actor) -> Result<Transfer, Status> {
@@ -80,7 +91,7 @@ impl LedgerService for LedgerApi {
             return Err(fail(FolioError::invalid_field("scale", "must be 0..18")));
         }
         folio_errors::validate::free_text("description", &description, 200).map_err(fail)?;
-        let asset = assets::create_asset(&self.db, &code, scale, &description).await.map_err(fail)?;
+        let asset = assets::create_asset(self.reads.primary(), &code, scale, &description).await.map_err(fail)?;
         Ok(Response::new(pb::CreateAssetResponse { asset: Some(asset_message(&asset)) }))
     }
 
@@ -94,7 +105,7 @@ impl LedgerService for LedgerApi {
         } else {
             self.page_tokens.open("page_token", &page_token).map_err(fail)?
         };
-        let assets = assets::list_assets(&self.db, &after, limit + 1).await.map_err(fail)?;
+        let assets = assets::list_assets(self.reads.primary(), &after, limit + 1).await.map_err(fail)?;
         let (assets, next_page_token) =
             folio_storage::paging::finish_page(assets, limit, |a| self.page_tokens.seal(&a.code));
         Ok(Response::new(pb::ListAssetsResponse {
@@ -107,7 +118,7 @@ impl LedgerService for LedgerApi {
         let actor = actor(&request)?;
         let new = parse::new_transfer(&parse::from_create_request(request.into_inner())).map_err(fail)?;
         let transfer = self.write_one(Op::Transfer(new), actor).await?;
-        Ok(Response::new(pb::CreateTransferResponse { transfer: Some(convert::transfer(&transfer)) }))
+        self.written(pb::CreateTransferResponse { transfer: Some(convert::transfer(&transfer)) }, Instant::now()).await
     }
 
     async fn create_transfers(
@@ -126,9 +137,10 @@ impl LedgerService for LedgerApi {
                 ops.push(Op::Transfer(result.map_err(|e| fail(e.with_metadata("index", index.to_string())))?));
             }
             return match self.writer.submit(ops, true, actor).await.map_err(fail)? {
-                Outcome::Each(results) => Ok(Response::new(pb::CreateTransfersResponse {
-                    results: results.into_iter().map(|r| result_message(r.map_err(fail))).collect(),
-                })),
+                Outcome::Each(results) => {
+                    let results = results.into_iter().map(|r| result_message(r.map_err(fail))).collect();
+                    self.written(pb::CreateTransfersResponse { results }, Instant::now()).await
+                }
                 Outcome::AtomicFailed { index, error } => Err(fail(error.with_metadata("index", index.to_string()))),
             };
         }
@@ -145,18 +157,25 @@ impl LedgerService for LedgerApi {
                 Err(error) => result_message(Err(fail(error))),
             })
             .collect();
-        Ok(Response::new(pb::CreateTransfersResponse { results }))
+        self.written(pb::CreateTransfersResponse { results }, Instant::now()).await
     }
 
     async fn get_transfer(&self, request: Request<pb::GetTransferRequest>) -> Reply<pb::GetTransferResponse> {
         let actor = actor(&request)?;
+        let after = read_after::requested(&request).map_err(fail)?;
         let id = parse::uuid("transfer_id", &request.into_inner().transfer_id).map_err(fail)?;
-        let transfer = reads::transfer(&self.db, &actor, &id).await.map_err(fail)?;
+        let (actor, id) = (&actor, &id);
+        let transfer = self
+            .reads
+            .run(after, reads::retry_on_primary, |db, _| async move { reads::transfer(&db, actor, id).await })
+            .await
+            .map_err(fail)?;
         Ok(Response::new(pb::GetTransferResponse { transfer: Some(convert::transfer(&transfer)) }))
     }
 
     async fn list_transfers(&self, request: Request<pb::ListTransfersRequest>) -> Reply<pb::ListTransfersResponse> {
         let actor = actor(&request)?;
+        let asked_after = read_after::requested(&request).map_err(fail)?;
         let pb::ListTransfersRequest { account_id, start_time, end_time, status, page_size: size, page_token } =
             request.into_inner();
         let account_id = parse::uuid("account_id", &account_id).map_err(fail)?;
@@ -169,16 +188,27 @@ impl LedgerService for LedgerApi {
             Ok(pb::TransferStatus::Expired) => Some(TransferStatus::Expired),
             Err(_) => return Err(fail(FolioError::invalid_field("status", "unknown status"))),
         };
+        let (after_sequence, page_after) =
+            reads::parse_statement_token(&self.page_tokens, &page_token).map_err(fail)?;
+        // A later page is never older than an earlier one.
+        let after = ReadAfter::max(asked_after, page_after);
         let query = StatementQuery {
             start: start_time.as_ref().map(|t| convert::micros("start_time", t)).transpose().map_err(fail)?,
             end: end_time.as_ref().map(|t| convert::micros("end_time", t)).transpose().map_err(fail)?,
             status,
             limit: page_size(size, 100, 1000)?,
-            after_sequence: reads::parse_statement_token(&self.page_tokens, &page_token).map_err(fail)?,
+            after_sequence,
         };
-        let (lines, more) = reads::statement(&self.db, &actor, &account_id, &query).await.map_err(fail)?;
+        let (actor, account, query) = (&actor, &account_id, &query);
+        let (lines, more) =
+            self.reads
+                .run(after, reads::retry_on_primary, |db, _| async move {
+                    reads::statement(&db, actor, account, query).await
+                })
+                .await
+                .map_err(fail)?;
         let next_page_token = match (more, lines.last()) {
-            (true, Some(last)) => reads::statement_token(&self.page_tokens, last.account_sequence),
+            (true, Some(last)) => reads::statement_token(&self.page_tokens, last.account_sequence, after),
             _ => String::new(),
         };
         let entries = lines
@@ -200,16 +230,18 @@ impl LedgerService for LedgerApi {
 
     async fn get_balance(&self, request: Request<pb::GetBalanceRequest>) -> Reply<pb::GetBalanceResponse> {
         let actor = actor(&request)?;
+        let after = read_after::requested(&request).map_err(fail)?;
         let pb::GetBalanceRequest { account_id, as_of } = request.into_inner();
         let account_id = parse::uuid("account_id", &account_id).map_err(fail)?;
-        let at = reads::balance(
-            &self.db,
-            &actor,
-            &account_id,
-            as_of.as_ref().map(|t| convert::micros("as_of", t)).transpose().map_err(fail)?,
-        )
-        .await
-        .map_err(fail)?;
+        let as_of = as_of.as_ref().map(|t| convert::micros("as_of", t)).transpose().map_err(fail)?;
+        let (actor, account) = (&actor, &account_id);
+        let at = self
+            .reads
+            .run(after, reads::retry_on_primary, |db, source| async move {
+                reads::balance(&db, source, actor, account, as_of).await
+            })
+            .await
+            .map_err(fail)?;
         Ok(Response::new(pb::GetBalanceResponse {
             balance: Some(convert::balance(&account_id, &at.asset_code, &at.totals, at.as_of)),
         }))
@@ -229,7 +261,7 @@ impl LedgerService for LedgerApi {
         let op =
             Op::Reverse { id, original, description, request_hash: hex::encode(Sha256::digest(digest.as_bytes())) };
         let transfer = self.write_one(op, actor).await?;
-        Ok(Response::new(pb::ReverseTransferResponse { transfer: Some(convert::transfer(&transfer)) }))
+        self.written(pb::ReverseTransferResponse { transfer: Some(convert::transfer(&transfer)) }, Instant::now()).await
     }
 }
 

@@ -14,9 +14,13 @@ pub async fn account(db: &impl ConnectionTrait, id: &str) -> Result<(Account, i6
     account_and(db, id, "version").await
 }
 
-/// One account (not locked) and the database clock, in one round trip.
-pub async fn account_and_clock(db: &impl ConnectionTrait, id: &str) -> Result<(Account, i64), Failure> {
-    account_and(db, id, folio_storage::db::clock_micros_sql(db.get_database_backend())).await
+/// One account (not locked) and "now" for a read served by `source`, in one round trip.
+pub async fn account_and_read_clock(
+    db: &impl ConnectionTrait,
+    id: &str,
+    source: folio_storage::db::Source,
+) -> Result<(Account, i64), Failure> {
+    account_and(db, id, folio_storage::db::read_clock_micros_sql(db.get_database_backend(), source)).await
 }
 
 /// One account and the value of the SQL expression `extra` read with it.

@@ -54,15 +54,27 @@ impl Suite {
     pub async fn start_with(ledgers: usize, sqlite: bool) -> Self {
         let db = if sqlite { TestDatabase::sqlite() } else { TestDatabase::postgres().await };
         let auth_db = sqlite.then(TestDatabase::sqlite);
+        Self::start_on(ledgers, db, auth_db, &[]).await
+    }
+
+    /// `ledgers` instances over `db` (auth on `auth_db`, else on `db` too),
+    /// with `extra` ledger settings.
+    pub async fn start_on(
+        ledgers: usize,
+        db: TestDatabase,
+        auth_db: Option<TestDatabase>,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let accounts = format!(
             "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:read ledger:write;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal"
         );
         let auth = Auth::start(auth_db.as_ref().map_or(&db.url, |d| &d.url), &accounts).await;
-        let settings = [
+        let mut settings = vec![
             ("FOLIO__DATABASE__URL", db.url.as_str()),
             ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2,EUR:2"),
             ("FOLIO__LEDGER__SWEEP_INTERVAL_MS", "200"),
         ];
+        settings.extend_from_slice(extra);
         let mut running = Vec::new();
         for _ in 0..ledgers {
             running.push(cluster::start::<folio_ledger::Binary>(&auth, (LEDGER_ID, LEDGER_SECRET), &settings).await);
