@@ -49,7 +49,9 @@ journeys() {
     export FOLIO_TLS_SPKI
   fi
   echo "== Python (gRPC, $mode)"
-  python3 tests/clients/python/journey.py 127.0.0.1:50050
+  # On PostgreSQL every write's answer carries x-folio-read-after.
+  FOLIO_EXPECT_READ_AFTER=$([ "$mode" = postgres ] && echo 1 || echo 0) \
+    python3 tests/clients/python/journey.py 127.0.0.1:50050
   if [ "$mode" = postgres ]; then
     grep -q "creating the PostgreSQL database" "$log" || { echo "the launcher did not create the database"; exit 1; }
   else

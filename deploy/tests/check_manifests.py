@@ -29,19 +29,32 @@ def check(name, fn):
         results.append((name, error))
 
 
-# cert-manager's CRDs as JSON Schema, kept in the repository (see
-# deploy/tests/schemas/SOURCE.md): custom resources validate offline too.
+# cert-manager's and CloudNativePG's CRDs as JSON Schema, kept in the
+# repository (see deploy/tests/schemas/SOURCE.md): custom resources validate
+# offline too.
 CRD_SCHEMAS = ROOT / "deploy/tests/schemas"
+CRD_GROUPS = ("cert-manager.io", "postgresql.cnpg.io")
 
 
 def validate_doc(doc):
     group, _, version = doc["apiVersion"].rpartition("/")
-    if group.endswith("cert-manager.io"):
+    if group.endswith(CRD_GROUPS):
         path = CRD_SCHEMAS / group / f"{doc['kind'].lower()}_{version}.json"
         assert path.exists(), f"no schema kept for {doc['apiVersion']} {doc['kind']}"
         jsonschema.validate(doc, json.loads(path.read_text()))
     else:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def assert_schema_refuses_typo(doc, field):
+    """The kept schemas are enforced: `doc` with a misspelt spec field fails."""
+    broken = json.loads(json.dumps(doc))
+    broken["spec"][field] = broken["spec"].get(field, 1)
+    try:
+        validate_doc(broken)
+    except jsonschema.ValidationError:
+        return
+    raise AssertionError(f"a {doc['kind']} with the unknown field {field} validated")
 
 
 def render(overlay):
@@ -174,17 +187,57 @@ def main():
                 assert identity["spec"]["uris"] == [f"spiffe://folio/{service}"], f"{name} identity"
                 assert f"{name}" in identity["spec"]["dnsNames"], f"{name}: the Service name is not in its certificate"
                 assert identity["spec"]["issuerRef"]["name"] in issuers, f"{name}: unknown issuer"
-            # The schemas are enforced: a Certificate with a misspelt field fails.
             if certificates:
-                broken = json.loads(json.dumps(next(iter(certificates.values()))))
-                broken["spec"]["dnsName"] = ["typo"]
-                try:
-                    validate_doc(broken)
-                except jsonschema.ValidationError:
-                    pass
-                else:
-                    raise AssertionError("a Certificate with an unknown field validated")
+                assert_schema_refuses_typo(next(iter(certificates.values())), "dnsName")
         check(f"{overlay}: every hop encrypted (prod) or plaintext by design (dev)", encryption)
+
+        def postgres(docs=docs, overlay=overlay):
+            clusters = [d for d in docs if d["kind"] == "Cluster"]
+            if overlay == "dev":  # a developer's own PostgreSQL (database-url)
+                assert not clusters, "dev runs no CloudNativePG cluster"
+                return
+            [cluster] = clusters
+            spec = cluster["spec"]
+            assert spec["instances"] >= 3, "a primary and two standbys"
+            sync = spec["postgresql"]["synchronous"]
+            assert sync["method"] == "any" and sync["number"] >= 1 and sync["dataDurability"] == "required", sync
+            poolers = {d["spec"]["type"]: d for d in docs if d["kind"] == "Pooler"}
+            assert set(poolers) == {"rw", "ro"}, f"poolers {sorted(poolers)}"
+            budget = 0
+            roles = [r["name"] for r in spec["managed"]["roles"]]
+            for kind, pooler in poolers.items():
+                bouncer = pooler["spec"]["pgbouncer"]
+                assert pooler["spec"]["cluster"]["name"] == cluster["metadata"]["name"], kind
+                assert bouncer["poolMode"] == "transaction", kind
+                assert int(bouncer["parameters"]["max_prepared_statements"]) > 0, f"{kind}: named statements"
+                if kind == "rw":
+                    budget += pooler["spec"]["instances"] * len(roles) * int(bouncer["parameters"]["default_pool_size"])
+            # No session state through the pooler: each role's search_path is its schema.
+            init = " ".join(spec["bootstrap"]["initdb"]["postInitApplicationSQL"])
+            for role in roles:
+                schema = role.removeprefix("folio_")
+                assert f"ALTER ROLE {role} SET search_path = {schema}" in init, role
+            deployments = {d["metadata"]["name"]: d for d in folio_deployments(docs)}
+            for service in ("auth", "account", "ledger"):
+                pod = deployments[f"folio-{service}"]["spec"]["template"]["spec"]
+
+                def key(container, name):
+                    [entry] = [e for e in container["env"] if e["name"] == name]
+                    return entry["valueFrom"]["secretKeyRef"]["key"]
+                [migrate] = pod["initContainers"]
+                main_container = pod["containers"][0]
+                assert key(migrate, "FOLIO__DATABASE__URL") == f"{service}-direct-database-url", service
+                assert key(main_container, "FOLIO__DATABASE__URL") == f"{service}-database-url", service
+                if service != "auth":
+                    assert key(main_container, "FOLIO__DATABASE__READ_URL") == f"{service}-read-database-url", service
+                if service == "ledger":
+                    writers = 2
+                    budget += deployments["folio-ledger"]["spec"]["replicas"] * writers
+                    key(main_container, "FOLIO__LEDGER__WRITER_DATABASE_URL")
+            limit = int(spec["postgresql"]["parameters"]["max_connections"])
+            assert budget + 3 + 10 <= limit, f"{budget} connections on the primary (+ reserved) exceed {limit}"
+            assert_schema_refuses_typo(cluster, "instance")
+        check(f"{overlay}: PostgreSQL on CloudNativePG: replicas, poolers, roles, budget (prod)", postgres)
 
         def images_and_security(docs=docs):
             images = set()

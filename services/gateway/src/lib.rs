@@ -131,6 +131,8 @@ fn cors(origins: &str) -> anyhow::Result<CorsLayer> {
             http::HeaderName::from_static("grpc-message"),
             http::HeaderName::from_static("grpc-status-details-bin"),
             http::HeaderName::from_static("x-request-id"),
+            // A write's position, for the page's next reads (DESIGN §6).
+            http::HeaderName::from_static(folio_storage::db::READ_AFTER_HEADER),
         ]))
 }
 

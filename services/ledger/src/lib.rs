@@ -56,7 +56,11 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let writer = if foundation.db.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Overlapping writers, each on a session of its own (see WRITER_SESSION).
         let pool = Pool { max_connections: settings.writers.max(1) as u32, session: WRITER_SESSION };
-        let db = folio_storage::db::connect_pool(&common.database, &common.data_dir, SCHEMA, &pool).await?;
+        let mut database = common.database.clone();
+        if let Some(url) = &settings.writer_database_url {
+            database.url = Some(url.clone());
+        }
+        let db = folio_storage::db::connect_pool(&database, &common.data_dir, SCHEMA, &pool).await?;
         app::writer::Writer::start(db, settings.writers, shutdown.clone())
     } else {
         // SQLite has one writer at a time anyway.

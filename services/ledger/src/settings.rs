@@ -12,10 +12,14 @@ pub struct LedgerSettings {
     pub sweep_interval_ms: u64,
     /// Write batches in flight at once on PostgreSQL (SQLite always uses one).
     pub writers: usize,
+    /// Where the writer connects, when not `database.url`: the primary
+    /// itself behind a transaction pooler (DESIGN §2), since its sessions
+    /// carry settings (startup `options`) that PgBouncer refuses.
+    pub writer_database_url: Option<secrecy::SecretString>,
 }
 
 impl Default for LedgerSettings {
     fn default() -> Self {
-        Self { bootstrap_assets: String::new(), sweep_interval_ms: 500, writers: 2 }
+        Self { bootstrap_assets: String::new(), sweep_interval_ms: 500, writers: 2, writer_database_url: None }
     }
 }

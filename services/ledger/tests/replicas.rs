@@ -10,7 +10,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use folio_proto::ledger::{AccountKind, GetBalanceRequest, ListTransfersRequest};
+use folio_proto::ledger::{
+    AccountKind, CreateTransfersRequest, GetBalanceRequest, ListTransfersRequest, NewTransfer, ReverseTransferRequest,
+    TransferKind,
+};
 use folio_testkit::{ScratchPostgres, TestDatabase};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use support::{Suite, assert_reason, bearer, posted};
@@ -152,4 +155,40 @@ async fn a_malformed_position_is_the_callers_mistake() {
         let request = read_after(bearer(request, &suite.writer), Some(bad));
         assert_reason(suite.ledger().get_balance(request).await, Code::InvalidArgument, "INVALID_FIELD");
     }
+}
+
+#[tokio::test]
+async fn every_write_answers_with_a_position_on_postgres_even_without_a_replica() {
+    let suite = Suite::start().await;
+    let source = suite.system_account("USD").await;
+    let account = suite.open(&uuid::Uuid::new_v4().to_string(), AccountKind::Customer, 0, "USD").await;
+    let mut ledger = suite.ledger();
+    let one = ledger.create_transfer(bearer(posted(&source, &account, 5), &suite.writer)).await.unwrap();
+    let transfer_id = one.get_ref().transfer.as_ref().unwrap().id.clone();
+    let one_more = NewTransfer {
+        id: uuid::Uuid::new_v4().to_string(),
+        debit_account_id: source.clone(),
+        credit_account_id: account.clone(),
+        amount: 1,
+        asset_code: "USD".into(),
+        kind: TransferKind::Posted as i32,
+        ..Default::default()
+    };
+    let batch = CreateTransfersRequest { transfers: vec![one_more], atomic: true };
+    let many = ledger.create_transfers(bearer(batch, &suite.writer)).await.unwrap();
+    let reverse =
+        ReverseTransferRequest { transfer_id, id: uuid::Uuid::new_v4().to_string(), description: "returned".into() };
+    let reversed = ledger.reverse_transfer(bearer(reverse, &suite.operator)).await.unwrap();
+    let position = |metadata: &tonic::metadata::MetadataMap| {
+        let value = metadata.get(HEADER).expect("x-folio-read-after").to_str().unwrap().to_owned();
+        folio_storage::db::ReadAfter::parse(&value).expect("a position")
+    };
+    let (a, b, c) = (position(one.metadata()), position(many.metadata()), position(reversed.metadata()));
+    assert!(a < b && b < c, "later writes, later positions: {a} {b} {c}");
+    // Handed back with no replica configured, it is simply satisfied.
+    let request = read_after(
+        bearer(ListTransfersRequest { account_id: account.clone(), ..Default::default() }, &suite.writer),
+        Some(&c.to_string()),
+    );
+    assert_eq!(ledger.list_transfers(request).await.unwrap().into_inner().entries.len(), 3);
 }

@@ -76,6 +76,22 @@ def main():
             print(f"FAIL {name}: {error}")
             raise
 
+    # x-folio-read-after (DESIGN §6): a write's answer carries it as a header
+    # and a trailer (on PostgreSQL); a read that sends it back sees at least
+    # that write. Opaque: keep the latest one and send it as it came.
+    def remember_position(call):
+        headers, trailers = dict(call.initial_metadata()), dict(call.trailing_metadata())
+        position = headers.get("x-folio-read-after")
+        if os.environ.get("FOLIO_EXPECT_READ_AFTER") == "1":
+            assert position, "a write's answer carries x-folio-read-after"
+            assert trailers.get("x-folio-read-after") == position, trailers
+        if position:
+            state["read_after"] = position
+
+    def read_after():
+        position = state.get("read_after")
+        return [("x-folio-read-after", position)] if position else []
+
     def bearer(token):
         return [("authorization", f"Bearer {token}")]
 
@@ -118,7 +134,9 @@ def main():
             request = ledger_pb2.CreateTransferRequest(
                 id=str(uuid.uuid4()), debit_account_id=debit, credit_account_id=credit, amount=amount,
                 asset_code="USD", kind=kind, **extra)
-            return ledger.CreateTransfer(request, metadata=bearer(token)).transfer
+            answer, call = ledger.CreateTransfer.with_call(request, metadata=bearer(token))
+            remember_position(call)
+            return answer.transfer
         transfer(state["bank"].id, state["checking"].id, 10_000, ledger_pb2.TRANSFER_KIND_POSTED, op.access_token)
         transfer(state["checking"].id, state["savings"].id, 2_500, ledger_pb2.TRANSFER_KIND_POSTED, me.access_token)
         hold = transfer(state["checking"].id, state["bank"].id, 1_000, ledger_pb2.TRANSFER_KIND_PENDING, me.access_token, timeout_seconds=600)
@@ -127,7 +145,9 @@ def main():
 
     def statement_and_balances():
         me = state["me"]
-        entries = ledger.ListTransfers(ledger_pb2.ListTransfersRequest(account_id=state["checking"].id), metadata=bearer(me.access_token)).entries
+        # Handing back the last write's position: never a state older than it,
+        # even when a replica serves the read.
+        entries = ledger.ListTransfers(ledger_pb2.ListTransfersRequest(account_id=state["checking"].id), metadata=bearer(me.access_token) + read_after()).entries
         assert len(entries) == 4, entries
         assert entries[-1].balance_after.posted == 6_900, entries[-1]
         got = accounts.GetAccount(account_pb2.GetAccountRequest(account_id=state["savings"].id), metadata=bearer(me.access_token))

@@ -7,6 +7,7 @@ mod callers;
 mod methods;
 mod observe;
 mod shed;
+mod trailers;
 
 use std::{convert::Infallible, net::SocketAddr};
 
@@ -205,6 +206,7 @@ impl ServerBuilder {
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(ObserveLayer::new(self.service))
+            .layer(trailers::ReadAfterTrailerLayer)
             .layer(shed_layer(self.settings.max_concurrent_requests, self.public_facing, domain))
             .option_layer(self.callers.map(|allowed| CallersLayer::new(allowed, domain)))
             .option_layer(self.verifier.map(|verifier| AuthLayer::new(verifier, domain)));

@@ -1,8 +1,8 @@
 //! Reads from a hot standby that never go back in time for a caller
 //! (DESIGN §6, "Reads from replicas").
 //!
-//! A write's answer carries [`ReadAfter`], the primary's WAL position once
-//! the write committed; a read that hands it back is served by the replica
+//! A write's answer carries [`ReadAfter`] (on PostgreSQL, with or without a
+//! replica), the primary's WAL position once the write committed; a read that hands it back is served by the replica
 //! only once the replica has replayed past it (waiting up to
 //! [`MAX_READ_WAIT`]), else by the primary. A read without it goes to the
 //! replica only while the replica trails by at most `read_max_lag_ms`.
@@ -95,6 +95,9 @@ pub struct Reads {
     replica: Option<Replica>,
     /// The newest primary position learned, with when it was asked for.
     latest: Arc<Mutex<Option<(Instant, ReadAfter)>>>,
+    /// One position question in flight at a time: every write that
+    /// committed before it was asked shares its answer.
+    asking: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Clone)]
@@ -107,7 +110,7 @@ struct Replica {
 impl Reads {
     /// Every read on the primary.
     pub fn primary_only(primary: DatabaseConnection) -> Self {
-        Self { primary, replica: None, latest: Arc::default() }
+        Self { primary, replica: None, latest: Arc::default(), asking: Arc::default() }
     }
 
     /// Reads on `replica` where they may be, watched until `shutdown`.
@@ -120,17 +123,13 @@ impl Reads {
         let (tx, state) = watch::channel(None);
         let latest = Arc::default();
         tokio::spawn(monitor(primary.clone(), replica.clone(), tx, Arc::clone(&latest), shutdown));
-        Self { primary, replica: Some(Replica { db: replica, max_lag, state }), latest }
+        let replica = Some(Replica { db: replica, max_lag, state });
+        Self { primary, replica, latest, asking: Arc::default() }
     }
 
     /// The primary (writes, and reads that must never trail).
     pub fn primary(&self) -> &DatabaseConnection {
         &self.primary
-    }
-
-    /// Whether a replica is configured (then writes report their position).
-    pub fn has_replica(&self) -> bool {
-        self.replica.is_some()
     }
 
     /// Where a read that must see at least `after` runs now: the replica
@@ -174,18 +173,30 @@ impl Reads {
         }
     }
 
-    /// The position to answer a write that committed at `committed` with,
-    /// when a replica is configured: a primary position asked for after
-    /// that moment (so at or past the commit). Writes that finish together
-    /// share one question, and the monitor's samples answer many.
+    /// The position to answer a write that committed at `committed` with
+    /// (PostgreSQL; SQLite has no replicas and no positions): a primary
+    /// position asked for after that moment, so at or past the commit.
+    /// One question is in flight at a time and its answer serves every
+    /// write that committed before it was asked (and the monitor's samples
+    /// serve many), so a busy ledger asks about once per round trip, not
+    /// once per write.
     pub async fn position_after(&self, committed: Instant) -> Result<Option<ReadAfter>, DbErr> {
-        if self.replica.is_none() {
+        if self.primary.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
             return Ok(None);
         }
-        let known = *self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((asked, position)) = known
-            && asked >= committed
-        {
+        let known_since = |latest: &Mutex<Option<(Instant, ReadAfter)>>| {
+            latest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .filter(|(asked, _)| *asked >= committed)
+                .map(|(_, position)| position)
+        };
+        if let Some(position) = known_since(&self.latest) {
+            return Ok(Some(position));
+        }
+        let _turn = self.asking.lock().await;
+        // The question before ours may have been asked after our commit.
+        if let Some(position) = known_since(&self.latest) {
             return Ok(Some(position));
         }
         let asked = Instant::now();

@@ -53,8 +53,8 @@ impl LedgerApi {
         Self { reads, writer, page_tokens }
     }
 
-    /// A write's answer, with the position a later read must reach to
-    /// see it (when a replica serves reads).
+    /// A write's answer, with the position a later read hands back to see
+    /// at least this write (DESIGN §6; PostgreSQL only).
     async fn written<T>(&self, message: T, committed: Instant) -> Reply<T> {
         let position = self.reads.position_after(committed).await.map_err(|e| fail(Failure::from(e)))?;
         Ok(read_after::answer(Response::new(message), position))
