@@ -2,7 +2,7 @@
 //! write's answer carries the position its commit reached; a read that
 //! hands it back sees at least that state.
 
-use folio_errors::FolioError;
+use folio_errors::{Failure, FolioError};
 use folio_storage::db::{READ_AFTER_HEADER, ReadAfter};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response};
@@ -27,4 +27,15 @@ pub fn answer<T>(mut response: Response<T>, position: Option<ReadAfter>) -> Resp
         response.metadata_mut().insert(READ_AFTER_HEADER, value);
     }
     response
+}
+
+/// Whether a replica's answer is asked again of the primary: a `NOT_FOUND`
+/// (the replica may not have replayed the row yet) or any failure of the
+/// replica itself (a query cancelled by a recovery conflict, a lost
+/// connection). For `folio_storage::db::Reads::run`.
+pub fn retry_on_primary(failure: &Failure) -> bool {
+    match failure {
+        Failure::Caller(error) => error.reason().code() == tonic::Code::NotFound,
+        Failure::Internal(_) => true,
+    }
 }

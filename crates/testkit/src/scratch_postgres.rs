@@ -220,3 +220,46 @@ fn as_server_user(program: &Path) -> Command {
         Command::new(program)
     }
 }
+
+/// A primary of a test's own with a streaming hot standby, and the
+/// standby's controls (DESIGN §6 tests).
+pub struct ReplicatedPostgres {
+    /// The standby (stop it with [`ScratchPostgres::stop`]).
+    pub standby: ScratchPostgres,
+    standby_admin: sea_orm::DatabaseConnection,
+    primary: ScratchPostgres,
+}
+
+impl ReplicatedPostgres {
+    /// A new primary and its standby, streaming.
+    pub async fn start() -> Self {
+        let primary = ScratchPostgres::start();
+        let standby = primary.standby();
+        let standby_admin = sea_orm::Database::connect(standby.url("postgres").as_str()).await.unwrap();
+        Self { standby, standby_admin, primary }
+    }
+
+    /// A fresh database on the primary and its URL on the standby, once
+    /// the standby has replayed its creation.
+    pub async fn database(&self) -> (crate::TestDatabase, String) {
+        let db =
+            crate::TestDatabase::postgres_at(&format!("postgres://postgres@127.0.0.1:{}", self.primary.port)).await;
+        let read_url = self.standby.url(db.name().unwrap_or_default());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(replica) = sea_orm::Database::connect(read_url.as_str()).await {
+                replica.close().await.ok();
+                return (db, read_url);
+            }
+            assert!(Instant::now() < deadline, "the standby never showed the test database");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Pauses (`false`) or resumes (`true`) the standby's replay.
+    pub async fn replay(&self, on: bool) {
+        use sea_orm::ConnectionTrait;
+        let sql = if on { "SELECT pg_wal_replay_resume()" } else { "SELECT pg_wal_replay_pause()" };
+        self.standby_admin.execute_unprepared(sql).await.unwrap();
+    }
+}

@@ -56,7 +56,10 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
         auth.tokens.clone(),
     );
     let page_tokens = folio_storage::paging::PageTokens::load(&foundation.db).await?;
-    let core = app::AccountCore::new(foundation.db.clone(), ledger, page_tokens);
+    // GetAccount and ListAccounts may be served by a replica (DESIGN §6);
+    // writes, the outbox and the repair pass stay on the primary.
+    let reads = folio_storage::db::connect_reads(&common.database, SCHEMA, &foundation.db, &shutdown).await?;
+    let core = app::AccountCore::new(foundation.db.clone(), reads, ledger, page_tokens);
     app::outbox::spawn(core.clone(), Duration::from_millis(settings.outbox_interval_ms), shutdown.clone());
     ServerBuilder::new(SCHEMA, common.server.clone())
         .authenticate_with(auth.verifier)

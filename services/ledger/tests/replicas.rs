@@ -14,8 +14,7 @@ use folio_proto::ledger::{
     AccountKind, CreateTransfersRequest, GetBalanceRequest, ListTransfersRequest, NewTransfer, ReverseTransferRequest,
     TransferKind,
 };
-use folio_testkit::{ScratchPostgres, TestDatabase};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use folio_testkit::ReplicatedPostgres;
 use support::{Suite, assert_reason, bearer, posted};
 use tonic::{Code, Request};
 
@@ -26,37 +25,21 @@ const MAX_LAG: Duration = Duration::from_secs(3);
 
 struct Replicated {
     suite: Suite,
-    standby: ScratchPostgres,
-    standby_admin: DatabaseConnection,
-    _primary: ScratchPostgres,
+    postgres: ReplicatedPostgres,
 }
 
 async fn replicated() -> Replicated {
-    let primary = ScratchPostgres::start();
-    let standby = primary.standby();
-    let db = TestDatabase::postgres_at(&format!("postgres://postgres@127.0.0.1:{}", primary.port())).await;
-    let read_url = standby.url(db.name().unwrap());
-    // The new database reaches the standby by replay: wait until it is there.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let standby_db = loop {
-        if let Ok(db) = Database::connect(read_url.as_str()).await {
-            break db;
-        }
-        assert!(Instant::now() < deadline, "the standby never showed the test database");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    standby_db.close().await.unwrap();
+    let postgres = ReplicatedPostgres::start().await;
+    let (db, read_url) = postgres.database().await;
     let max_lag = MAX_LAG.as_millis().to_string();
     let settings = [("FOLIO__DATABASE__READ_URL", read_url.as_str()), ("FOLIO__DATABASE__READ_MAX_LAG_MS", &max_lag)];
     let suite = Suite::start_on(1, db, None, &settings).await;
-    let standby_admin = Database::connect(standby.url("postgres").as_str()).await.unwrap();
-    Replicated { suite, standby, standby_admin, _primary: primary }
+    Replicated { suite, postgres }
 }
 
 impl Replicated {
     async fn replay(&self, on: bool) {
-        let sql = if on { "SELECT pg_wal_replay_resume()" } else { "SELECT pg_wal_replay_pause()" };
-        self.standby_admin.execute_unprepared(sql).await.unwrap();
+        self.postgres.replay(on).await;
     }
 
     /// Moves `amount` into `account`; the position its answer carries.
@@ -134,8 +117,7 @@ async fn a_stopped_replica_sends_every_read_to_the_primary() {
     let account = r.suite.open(&uuid::Uuid::new_v4().to_string(), AccountKind::Customer, 0, "USD").await;
     let position = r.pay(&source, &account, 70).await;
     assert_eq!(r.balance(&account, Some(&position)).await, 70);
-    r.standby_admin.close_by_ref().await.ok();
-    r.standby.stop();
+    r.postgres.standby.stop();
     let position = r.pay(&source, &account, 5).await;
     for read_after in [None, Some(position.as_str())] {
         let started = Instant::now();

@@ -12,6 +12,7 @@ use folio_errors::{Failure, FolioError, Reason};
 use folio_proto::ledger::{
     self as pb, ledger_admin_service_client::LedgerAdminServiceClient, ledger_service_client::LedgerServiceClient,
 };
+use folio_storage::db::{READ_AFTER_HEADER, ReadAfter};
 use folio_tokens::ServiceTokenProvider;
 use tonic::{Code, transport::Channel};
 
@@ -141,10 +142,16 @@ impl Ledger {
         Ok(self.set_status(id, AccountStatus::Active, 0).await?.state)
     }
 
-    /// The current balance, or `None` when the ledger does not answer in time.
-    pub async fn balance(&self, id: &str) -> Option<pb::Balance> {
+    /// The current balance (at least as new as `after`), or `None` when
+    /// the ledger does not answer in time.
+    pub async fn balance(&self, id: &str, after: Option<ReadAfter>) -> Option<pb::Balance> {
         let message = pb::GetBalanceRequest { account_id: id.to_owned(), as_of: None };
-        let request = self.request(message, Duration::from_secs(1)).await.ok()?;
+        let mut request = self.request(message, Duration::from_secs(1)).await.ok()?;
+        if let Some(after) = after
+            && let Ok(value) = after.to_string().parse()
+        {
+            request.metadata_mut().insert(READ_AFTER_HEADER, value);
+        }
         match self.reads.clone().get_balance(request).await {
             Ok(reply) => reply.into_inner().balance,
             Err(status) => {

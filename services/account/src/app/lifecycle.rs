@@ -5,7 +5,8 @@
 use folio_errors::Failure;
 use folio_errors::validate;
 use folio_proto::ledger::Balance;
-use folio_storage::db::{RetryPolicy, TxError, run_in_tx};
+use folio_runtime::read_after::retry_on_primary;
+use folio_storage::db::{ReadAfter, RetryPolicy, TxError, run_in_tx};
 
 use super::AccountCore;
 use super::ledger_change::{Intent, LedgerChange};
@@ -19,16 +20,26 @@ const MAX_REASON_CHARS: usize = 500;
 pub type Page = (Vec<Account>, String);
 
 impl AccountCore {
-    /// GetAccount, with the balance when the ledger answers in time.
-    pub async fn get(&self, caller: &Caller, id: &str) -> Result<(Account, Option<Balance>), Failure> {
+    /// GetAccount, with the balance when the ledger answers in time; at
+    /// least as new as `after` (here and at the ledger). The owner checked
+    /// never changes, so a replica decides it as the primary would.
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        id: &str,
+        after: Option<ReadAfter>,
+    ) -> Result<(Account, Option<Balance>), Failure> {
         let id = validate::uuid("account_id", id)?;
-        let account = self.find(&self.db, &id).await?;
+        let key = &id;
+        let account = self.reads.run(after, retry_on_primary, |db, _| async move { self.find(&db, key).await }).await?;
         caller.may_read(&account)?;
-        let balance = if account.status == AccountStatus::Pending { None } else { self.ledger.balance(&id).await };
+        let balance =
+            if account.status == AccountStatus::Pending { None } else { self.ledger.balance(&id, after).await };
         Ok((account, balance))
     }
 
-    /// ListAccounts: the caller's (operators: any owner), oldest first.
+    /// ListAccounts: the caller's (operators: any owner), oldest first, at
+    /// least as new as `after_write`.
     pub async fn list(
         &self,
         caller: &Caller,
@@ -36,13 +47,20 @@ impl AccountCore {
         status: Option<AccountStatus>,
         size: i32,
         token: &str,
+        after_write: Option<ReadAfter>,
     ) -> Result<Page, Failure> {
         let limit = validate::page_size(size, 50, 500)?;
         let owner = if owner_id.is_empty() { None } else { Some(validate::uuid("owner_id", owner_id)?) };
         let owner = caller.list_owner(owner)?;
         let after = self.page_tokens.decode(token)?;
         let query = PageQuery { owner: owner.as_deref(), status, after, limit: limit + 1 };
-        let page = store::accounts::page(&self.db, query).await?;
+        let page = self
+            .reads
+            .run(after_write, retry_on_primary, |db, _| {
+                let query = query.clone();
+                async move { Ok::<_, Failure>(store::accounts::page(&db, query).await?) }
+            })
+            .await?;
         Ok(folio_storage::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.id)))
     }
 

@@ -9,7 +9,10 @@ pub mod ledger_client;
 mod lifecycle;
 pub mod outbox;
 
+use std::time::Instant;
+
 use folio_errors::{Failure, FolioError, Reason};
+use folio_storage::db::{ReadAfter, Reads};
 use folio_storage::paging::PageTokens;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
@@ -21,6 +24,8 @@ use ledger_client::Ledger;
 #[derive(Clone)]
 pub struct AccountCore {
     db: DatabaseConnection,
+    /// GetAccount and ListAccounts, on a replica where they may be (DESIGN §6).
+    reads: Reads,
     ledger: Ledger,
     page_tokens: PageTokens,
 }
@@ -30,9 +35,16 @@ fn not_found() -> Failure {
 }
 
 impl AccountCore {
-    /// Use cases over `db`, calling `ledger`.
-    pub fn new(db: DatabaseConnection, ledger: Ledger, page_tokens: PageTokens) -> Self {
-        Self { db, ledger, page_tokens }
+    /// Use cases over `db` (reads through `reads`), calling `ledger`.
+    pub fn new(db: DatabaseConnection, reads: Reads, ledger: Ledger, page_tokens: PageTokens) -> Self {
+        Self { db, reads, ledger, page_tokens }
+    }
+
+    /// The position a write that finished at `committed` answers with
+    /// (`x-folio-read-after`): later than this service's commit and than
+    /// the ledger's, which came before it on the same primary.
+    pub async fn position_after(&self, committed: Instant) -> Result<Option<ReadAfter>, Failure> {
+        Ok(self.reads.position_after(committed).await?)
     }
 
     async fn find(&self, db: &impl ConnectionTrait, id: &str) -> Result<Account, Failure> {

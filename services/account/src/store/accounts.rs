@@ -124,6 +124,7 @@ pub async fn insert_pending(
 }
 
 /// What a list selects.
+#[derive(Clone)]
 pub struct PageQuery<'a> {
     /// One owner's, or everyone's.
     pub owner: Option<&'a str>,

@@ -27,11 +27,17 @@ pub struct Suite {
     pub account: Option<Running>,
     pub operator: String,
     pub writer: String,
+    /// Settings the ledger and the account service both get.
+    pub extra: Vec<(String, String)>,
 }
 
 impl Suite {
     pub async fn start(with_ledger: bool) -> Self {
-        let db = TestDatabase::postgres().await;
+        Self::start_on(TestDatabase::postgres().await, Vec::new(), with_ledger).await
+    }
+
+    /// A suite over `db`, with `extra` settings for the ledger and the account service.
+    pub async fn start_on(db: TestDatabase, extra: Vec<(String, String)>, with_ledger: bool) -> Self {
         let accounts = format!(
             "folio-account:{ACCOUNT_SECRET}:ledger:admin ledger:read auth:internal;folio-ledger:{LEDGER_SECRET}:auth:internal;test-writer:{WRITER_SECRET}:ledger:write ledger:read"
         );
@@ -40,7 +46,7 @@ impl Suite {
         let writer = auth.service_token("test-writer", WRITER_SECRET, &[]).await;
         // A fixed port, so a restarted ledger is where the account service expects it.
         let ledger_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut suite = Self { db, auth, ledger_port, ledger: None, account: None, operator, writer };
+        let mut suite = Self { db, auth, ledger_port, ledger: None, account: None, operator, writer, extra };
         if with_ledger {
             suite.start_ledger().await;
         }
@@ -50,12 +56,13 @@ impl Suite {
 
     pub async fn start_ledger(&mut self) {
         let addr = format!("127.0.0.1:{}", self.ledger_port);
-        let settings = [
+        let mut settings = vec![
             ("FOLIO__SERVER__LISTEN_ADDR", addr.as_str()),
             ("FOLIO__SERVER__GRACE_PERIOD", "1"),
             ("FOLIO__DATABASE__URL", &self.db.url),
             ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2,EUR:2"),
         ];
+        settings.extend(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let ledger = cluster::start::<folio_ledger::Binary>(&self.auth, ("folio-ledger", LEDGER_SECRET), &settings);
         self.ledger = Some(ledger.await);
         self.wait_for_ledger().await;
@@ -78,11 +85,12 @@ impl Suite {
 
     pub async fn start_account(&mut self) {
         let ledger = format!("127.0.0.1:{}", self.ledger_port);
-        let settings = [
+        let mut settings = vec![
             ("FOLIO__DATABASE__URL", self.db.url.as_str()),
             ("FOLIO__UPSTREAMS__LEDGER", &ledger),
             ("FOLIO__ACCOUNT__OUTBOX_INTERVAL_MS", "200"),
         ];
+        settings.extend(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let account = cluster::start::<folio_account::Binary>(&self.auth, ("folio-account", ACCOUNT_SECRET), &settings);
         self.account = Some(account.await);
         let (client, operator) = (self.client(), self.operator.clone());

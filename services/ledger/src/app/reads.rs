@@ -7,22 +7,13 @@
 //! ([`retry_on_primary`]); so the check decides as it would on the primary.
 
 use folio_errors::{Failure, FolioError, Reason};
+pub use folio_runtime::read_after::retry_on_primary;
 use folio_storage::db::{ReadAfter, Source};
 use folio_storage::paging::PageTokens;
 use sea_orm::DatabaseConnection;
 
 use crate::domain::{Actor, BalanceAt, StatementLine, StatementQuery, Transfer};
 use crate::store::{accounts, statements, transfers_by_id};
-
-/// Whether a replica's answer is asked again of the primary: a
-/// `NOT_FOUND` (the replica may not have replayed the row yet) or any
-/// failure of the replica itself (a recovery conflict, a lost connection).
-pub fn retry_on_primary(failure: &Failure) -> bool {
-    match failure {
-        Failure::Caller(error) => error.reason().code() == tonic::Code::NotFound,
-        Failure::Internal(_) => true,
-    }
-}
 
 /// Encodes the statement position and the state the page was read at
 /// least as new as, so the next page is never older (DESIGN §6).
