@@ -143,20 +143,62 @@ async fn open_postgres(
     patience: Duration,
 ) -> anyhow::Result<DatabaseConnection> {
     let max_connections = pool.max_connections;
+    let pooled = behind_transaction_pooler(url);
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections.max(1))
         .min_connections(1)
         .connect_timeout(patience)
         .acquire_timeout(patience)
-        .sqlx_logging(false)
-        .set_schema_search_path(schema.to_owned());
+        .sqlx_logging(false);
+    if !pooled {
+        options.set_schema_search_path(schema.to_owned());
+    }
     if !pool.session.is_empty() {
+        anyhow::ensure!(
+            !pooled,
+            "this connection carries session settings, which a transaction pooler cannot keep: point it at the primary itself"
+        );
         let session: Vec<(String, String)> =
             pool.session.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
         options.map_sqlx_postgres_opts(move |opts| opts.options(session.clone()));
     }
-    Database::connect(options).await.context("connecting to PostgreSQL")
+    let db = Database::connect(options).await.context("connecting to PostgreSQL")?;
+    if pooled {
+        role_search_path_is(&db, schema).await?;
+    }
+    Ok(db)
+}
+
+/// Whether `url` goes through a transaction pooler that keeps no session
+/// state or prepared statements (PgBouncer before 1.21): the URL says so
+/// with `statement-cache-capacity=0`, which also makes every statement
+/// unnamed and keeps its Parse and Bind on one server (vendor/README.md).
+/// Then nothing may be set per session (DESIGN §2): the schema comes from
+/// the role (`ALTER ROLE ... SET search_path`), checked at start.
+fn behind_transaction_pooler(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| query.split('&').any(|pair| pair == "statement-cache-capacity=0"))
+}
+
+/// Refuses to start when the role's `search_path` does not lead to `schema`:
+/// behind a transaction pooler a session `SET` would reach whichever client
+/// gets that server next, so the role must carry it.
+async fn role_search_path_is(db: &DatabaseConnection, schema: &str) -> anyhow::Result<()> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT current_setting('search_path') AS path".to_owned(),
+        ))
+        .await?
+        .context("reading search_path")?;
+    let path: String = row.try_get("", "path")?;
+    let first = path.split(',').next().unwrap_or_default().trim().trim_matches('"');
+    anyhow::ensure!(
+        first == schema,
+        "behind a transaction pooler (statement-cache-capacity=0) the role must lead to schema {schema:?} by itself \
+         (ALTER ROLE <role> SET search_path = {schema}); its search_path is {path:?}"
+    );
+    Ok(())
 }
 
 async fn create_schema(url: &str, schema: &str) -> anyhow::Result<()> {

@@ -15,7 +15,7 @@ pub use certs::{Issued, TestCa};
 pub use databases::{TestDatabase, postgres_base_url, redis_url, unique};
 pub use keys::{TestClaims, TestKeys};
 pub use redis_server::OwnRedis;
-pub use scratch_postgres::{ReplicatedPostgres, ScratchPostgres, TlsPostgres};
+pub use scratch_postgres::{Pgbouncer, ReplicatedPostgres, ScratchPostgres, TlsPostgres};
 pub use stub_auth::StubAuth;
 
 /// Auth's key-encryption key in every test and benchmark (32 bytes, base64).

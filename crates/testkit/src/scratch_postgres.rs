@@ -263,3 +263,68 @@ impl ReplicatedPostgres {
         self.standby_admin.execute_unprepared(sql).await.unwrap();
     }
 }
+
+/// A PgBouncer of a test's own in transaction mode, in front of the shared
+/// test server, on a free port; stopped when dropped. Its pools are small
+/// (`pool_size` server connections per database and role), so clients
+/// share servers as they do behind a production pooler.
+pub struct Pgbouncer {
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Pgbouncer {
+    /// Starts `pgbouncer` for `users` (trust authentication, as the test
+    /// server has), forwarding every database to `server_port` on 127.0.0.1.
+    pub fn start(server_port: u16, users: &[&str], pool_size: u32) -> Self {
+        let dir = server_dir("folio-pgbouncer-");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+        let users_file = dir.path().join("users.txt");
+        let users: String = users.iter().map(|user| format!("\"{user}\" \"\"\n")).collect();
+        std::fs::write(&users_file, users).unwrap();
+        let config = dir.path().join("pgbouncer.ini");
+        std::fs::write(
+            &config,
+            format!(
+                "[databases]\n* = host=127.0.0.1 port={server_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+                 listen_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {users}\n\
+                 pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 2000\n\
+                 ignore_startup_parameters = extra_float_digits\nserver_reset_query =\nlogfile = {log}\n",
+                users = users_file.display(),
+                log = dir.path().join("pgbouncer.log").display(),
+            ),
+        )
+        .unwrap();
+        for file in [&users_file, &config] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let program = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .map(Path::new)
+            .find(|path| path.exists())
+            .expect("pgbouncer (apt-get install pgbouncer; .ci/run installs it)");
+        // PgBouncer refuses to run as root.
+        let child = as_server_user(program).arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "pgbouncer did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { port, child, dir }
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Pgbouncer {
+    fn drop(&mut self) {
+        // The child may be `runuser`: stop pgbouncer itself, by its port's owner.
+        let _ = Command::new("pkill").args(["-INT", "-f", &format!("{}", self.dir.path().display())]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

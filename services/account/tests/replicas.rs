@@ -80,8 +80,18 @@ async fn account_reads_are_never_older_than_the_callers_write_while_the_replica_
     assert_eq!(mine.iter().map(|a| a.status).collect::<Vec<_>>(), [AccountStatus::Frozen as i32]);
 
     // An account the replica has not replayed is found on the primary.
-    let late = client.create_account(bearer(create("USD", "Late"), &token)).await.unwrap().into_inner().account;
-    let late = late.unwrap();
+    let late = client.create_account(bearer(create("USD", "Late"), &token)).await.unwrap();
+    let late_at = position(late.metadata());
+    let late = late.into_inner().account.unwrap();
     assert_eq!(get(&suite, &late.id, &token, None).await.account.unwrap().id, late.id);
+
+    // A page token carries the position: the next page, asked without the
+    // header, is never older than the first (the replica lacks "Late").
+    let first = ListAccountsRequest { page_size: 1, ..Default::default() };
+    let first = client.list_accounts(read_after(bearer(first, &token), Some(&late_at))).await.unwrap().into_inner();
+    assert_eq!(first.accounts.iter().map(|a| &a.id).collect::<Vec<_>>(), [&account.id]);
+    let next = ListAccountsRequest { page_size: 1, page_token: first.next_page_token, ..Default::default() };
+    let second = client.list_accounts(bearer(next, &token)).await.unwrap().into_inner();
+    assert_eq!(second.accounts.iter().map(|a| &a.id).collect::<Vec<_>>(), [&late.id], "the second page is as new");
     postgres.replay(true).await;
 }

@@ -188,3 +188,81 @@ async fn the_journey_on_the_embedded_defaults() {
     let suite = Stack::start(None, None, &[]).await;
     journey(&suite).await;
 }
+
+/// The roles the pooled suite connects as, one per service, as in
+/// production: not superusers, each allowed to make its schema in `database`
+/// and leading to it by itself (no session state through the pooler, DESIGN §2).
+async fn pooled_roles(database: &str) {
+    use sea_orm::ConnectionTrait;
+    let admin = sea_orm::Database::connect(format!("{}/postgres", folio_testkit::postgres_base_url())).await.unwrap();
+    for service in ["auth", "account", "ledger"] {
+        let role = format!("folio_pooled_{service}");
+        let create = format!("DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+        admin.execute_unprepared(&create).await.unwrap();
+        admin.execute_unprepared(&format!("ALTER ROLE {role} NOSUPERUSER")).await.unwrap();
+        admin.execute_unprepared(&format!("ALTER ROLE {role} SET search_path = {service}")).await.unwrap();
+        admin.execute_unprepared(&format!("GRANT CONNECT, CREATE ON DATABASE {database} TO {role}")).await.unwrap();
+    }
+    admin.close().await.ok();
+}
+
+/// The suite through PgBouncer 1.18 in transaction mode (Debian's; no
+/// prepared-statement support), as the production manifests run it behind
+/// CloudNativePG's poolers: each service as its own role (no superuser), its URL with
+/// `statement-cache-capacity=0`, the ledger's writer straight to the server.
+/// Two server connections per role make every service's pool share them.
+/// Then money moves from many callers at once, and every total adds up.
+#[tokio::test]
+async fn the_journey_and_concurrent_transfers_through_a_transaction_pooler() {
+    let db = TestDatabase::postgres().await;
+    let name = db.name().unwrap().to_owned();
+    pooled_roles(&name).await;
+    let base = folio_testkit::postgres_base_url();
+    let server_port: u16 = base.rsplit(':').next().and_then(|port| port.parse().ok()).unwrap_or(5432);
+    let users = ["folio_pooled_auth", "folio_pooled_account", "folio_pooled_ledger"];
+    let bouncer = folio_testkit::Pgbouncer::start(server_port, &users, 2);
+    let pooled = |service: &str| {
+        format!("postgres://folio_pooled_{service}@127.0.0.1:{}/{name}?statement-cache-capacity=0", bouncer.port())
+    };
+    let direct = format!("postgres://folio_pooled_ledger@127.0.0.1:{server_port}/{name}");
+    let each = [
+        ("auth", "FOLIO__DATABASE__URL", pooled("auth")),
+        ("account", "FOLIO__DATABASE__URL", pooled("account")),
+        ("ledger", "FOLIO__DATABASE__URL", pooled("ledger")),
+        ("ledger", "FOLIO__LEDGER__WRITER_DATABASE_URL", direct),
+    ];
+    let redis = Some(format!("{}/5", folio_testkit::redis_url()));
+    let suite = Stack::start_with_each(Some(&db), redis, &[], &each).await;
+    journey(&suite).await;
+
+    let operator = suite.operator().await;
+    let (_, token) = suite.customer().await;
+    let from = suite.funded(&token, &operator, 10_000).await;
+    let to = suite.open(&token, AccountKind::Customer).await;
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (mut ledger, mut accounts) = (suite.ledger(), suite.accounts());
+            let (token, from, to) = (token.clone(), from.clone(), to.clone());
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let request = support::posted(&from, &to, 7);
+                    ledger.create_transfer(bearer(request, &token)).await.expect("a transfer through the pooler");
+                    let read = GetAccountRequest { account_id: to.clone() };
+                    accounts.get_account(bearer(read, &token)).await.expect("a read through the pooler");
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let mut accounts = suite.accounts();
+    let balance = |id: &str| GetAccountRequest { account_id: id.to_owned() };
+    let got_to = accounts.get_account(bearer(balance(&to), &token)).await.unwrap().into_inner().balance.unwrap();
+    let got_from = accounts.get_account(bearer(balance(&from), &token)).await.unwrap().into_inner().balance.unwrap();
+    assert_eq!(got_to.posted, 8 * 20 * 7);
+    assert_eq!(got_from.posted, 10_000 - 8 * 20 * 7);
+    let statement = ListTransfersRequest { account_id: to, page_size: 1000, ..Default::default() };
+    let entries = suite.ledger().list_transfers(bearer(statement, &token)).await.unwrap().into_inner().entries;
+    assert_eq!(entries.len(), 160);
+}

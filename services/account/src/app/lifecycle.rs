@@ -52,7 +52,9 @@ impl AccountCore {
         let limit = validate::page_size(size, 50, 500)?;
         let owner = if owner_id.is_empty() { None } else { Some(validate::uuid("owner_id", owner_id)?) };
         let owner = caller.list_owner(owner)?;
-        let after = self.page_tokens.decode(token)?;
+        let (after, page_after) = self.page_tokens.decode_read_after(token)?;
+        // A later page is never older than an earlier one.
+        let after_write = ReadAfter::max(after_write, page_after);
         let query = PageQuery { owner: owner.as_deref(), status, after, limit: limit + 1 };
         let page = self
             .reads
@@ -61,7 +63,9 @@ impl AccountCore {
                 async move { Ok::<_, Failure>(store::accounts::page(&db, query).await?) }
             })
             .await?;
-        Ok(folio_storage::paging::finish_page(page, limit, |a| self.page_tokens.encode(a.created_at, &a.id)))
+        Ok(folio_storage::paging::finish_page(page, limit, |a| {
+            self.page_tokens.encode_read_after(a.created_at, &a.id, after_write)
+        }))
     }
 
     /// UpdateAccount: guarded by the etag; the overdraft limit goes to the ledger first.

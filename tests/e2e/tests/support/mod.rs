@@ -60,7 +60,17 @@ impl Stack {
     /// file each when `None`) and `redis` (in-process when `None`), with
     /// `extra` set for every service.
     pub async fn start(database: Option<&TestDatabase>, redis: Option<String>, extra: &[(&str, &str)]) -> Self {
-        Self::launch(database, redis, extra, None).await
+        Self::launch(database, redis, extra, None, &[]).await
+    }
+
+    /// [`Stack::start`] with settings of one service each: `(service, key, value)`.
+    pub async fn start_with_each(
+        database: Option<&TestDatabase>,
+        redis: Option<String>,
+        extra: &[(&str, &str)],
+        each: &[(&str, &str, String)],
+    ) -> Self {
+        Self::launch(database, redis, extra, None, each).await
     }
 
     /// [`Stack::start`] with every hop encrypted (DESIGN §6): each service
@@ -72,7 +82,7 @@ impl Stack {
         redis: Option<String>,
         extra: &[(&str, &str)],
     ) -> Self {
-        Self::launch(database, redis, extra, Some(ca)).await
+        Self::launch(database, redis, extra, Some(ca), &[]).await
     }
 
     async fn launch(
@@ -80,6 +90,7 @@ impl Stack {
         redis: Option<String>,
         extra: &[(&str, &str)],
         ca: Option<&folio_testkit::TestCa>,
+        each: &[(&str, &str, String)],
     ) -> Self {
         let secrets = [unique("acct-secret-"), unique("ledger-secret-"), unique("gw-secret-")];
         let declared = format!(
@@ -97,7 +108,9 @@ impl Stack {
         let mut spawn = |name: &str, extra: Vec<(String, String)>| {
             let dir = tempfile::tempdir().unwrap();
             let tls = ca.map(|ca| tls_env(ca, name)).unwrap_or_default();
-            let env: Vec<(String, String)> = common.iter().cloned().chain(tls).chain(extra).collect();
+            let own =
+                each.iter().filter(|(service, ..)| *service == name).map(|(_, k, v)| ((*k).to_owned(), v.clone()));
+            let env: Vec<(String, String)> = common.iter().cloned().chain(tls).chain(extra).chain(own).collect();
             let path = dir.path().to_path_buf();
             dirs.push(dir);
             let binary = binary(&format!("folio-{name}"));
