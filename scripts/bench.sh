@@ -28,4 +28,5 @@ else
   echo "ceiling: $ceiling_script not found (run from a checkout with ../shared beside it); ratios will read 0"
 fi
 ./target/release/folio-bench ledger --seconds "$seconds" --ceiling-single "$single" --ceiling-batched "$batched" --nginx-binary "$nginx"
+./target/release/folio-bench replicas --seconds "$seconds"
 ./target/release/folio-bench auth --seconds "$seconds"

@@ -96,6 +96,12 @@ impl ScratchPostgres {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// Its postmaster's process id, while it runs (benchmarks read its CPU).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
+    }
+
     /// Its port.
     pub fn port(&self) -> u16 {
         self.port
@@ -254,6 +260,11 @@ impl ReplicatedPostgres {
             assert!(Instant::now() < deadline, "the standby never showed the test database");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The primary.
+    pub fn primary(&self) -> &ScratchPostgres {
+        &self.primary
     }
 
     /// Pauses (`false`) or resumes (`true`) the standby's replay.

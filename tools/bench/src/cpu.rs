@@ -63,7 +63,7 @@ impl CpuTimes {
 }
 
 /// utime + stime of one process, in seconds (0 if it cannot be read).
-fn process_seconds(pid: u32) -> f64 {
+pub fn process_seconds(pid: u32) -> f64 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     parse_stat(&stat).map_or(0.0, |(_, seconds)| seconds)
 }

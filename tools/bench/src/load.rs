@@ -214,9 +214,9 @@ pub async fn batches(
     .await
 }
 
-type Call = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<u64>> + Send>>;
+pub type Call = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<u64>> + Send>>;
 
-async fn drive<F>(
+pub async fn drive<F>(
     channels: &[Channel],
     token: &str,
     callers: usize,

@@ -8,6 +8,7 @@ mod front_door;
 mod ledger;
 mod load;
 mod processes;
+mod replicas;
 mod soak;
 mod stats;
 mod tls_cost;
@@ -47,6 +48,22 @@ enum Suite {
         ledger_binary: String,
         #[arg(long, default_value = "target/release/folio-gateway")]
         gateway_binary: String,
+    },
+    /// Reads from a hot standby against reads from the primary, alone and
+    /// beside writes (issue 15): reads per second, CPU per read per server.
+    Replicas {
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent readers.
+        #[arg(long, default_value_t = 64)]
+        callers: usize,
+        /// Accounts.
+        #[arg(long, default_value_t = 2_000)]
+        accounts: usize,
+        /// The ledger binary to run.
+        #[arg(long, default_value = "target/release/folio-ledger")]
+        binary: String,
     },
     /// Transfers per second against the PostgreSQL ceiling; the front door
     /// (direct, nginx, gateway) on CreateTransfer and GetBalance.
@@ -90,6 +107,9 @@ async fn main() -> anyhow::Result<()> {
         Suite::Soak { seconds, callers, auth_binary, ledger_binary, gateway_binary } => {
             let binaries = soak::Binaries { auth: auth_binary, ledger: ledger_binary, gateway: gateway_binary };
             soak::run(std::time::Duration::from_secs(seconds), callers, binaries).await
+        }
+        Suite::Replicas { seconds, callers, accounts, binary } => {
+            replicas::run(std::time::Duration::from_secs(seconds), callers, accounts, &binary).await
         }
         Suite::Auth { seconds, logins } => auth::run(std::time::Duration::from_secs(seconds), logins).await,
         Suite::Ledger {
