@@ -168,7 +168,7 @@ async fn reads(
         Box::pin(async move {
             let n = rand::random::<u64>();
             let account_id = ids[n as usize % ids.len()].clone();
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 client.get_balance(bearer(GetBalanceRequest { account_id, as_of: None }, &token)?).await?;
             } else {
                 let request = ListTransfersRequest { account_id, page_size: 20, ..Default::default() };
