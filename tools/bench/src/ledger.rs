@@ -5,14 +5,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use folio_testkit::{KEY_ENCRYPTION_KEY, TestDatabase, probe::SpawnedBinary};
-use tokio_util::sync::CancellationToken;
+use folio_testkit::{TestDatabase, probe::SpawnedBinary};
 use tonic::transport::Channel;
 
 use crate::{
     cpu, front_door,
     load::{Run, admin_token, batches, channels, open_accounts, per_rpc, wait_until_ready},
-    processes::{gateway_env, ledger_env, service_accounts},
+    processes::{InProcessAuth, gateway_env, ledger_env},
 };
 
 /// The ceiling figures measured just before, for the ratios.
@@ -48,20 +47,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     } = options;
     let db = TestDatabase::postgres().await;
     let dir = tempfile::tempdir()?;
-    let services = service_accounts();
-    let env = [
-        ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-        ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-        ("FOLIO__DATABASE__URL", db.url.as_str()),
-        ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", KEY_ENCRYPTION_KEY),
-        ("FOLIO__AUTH__SERVICE_ACCOUNTS", services.as_str()),
-        ("FOLIO__TELEMETRY__LOG_FILTER", "warn"),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()));
-    let config = folio_runtime::config::load_from("auth", &dir.path().join("none"), env)?;
-    let shutdown = CancellationToken::new();
-    let auth = folio_auth::serve(config, shutdown.clone()).await?;
-    let auth_addr = auth.grpc_addr.to_string();
+    let auth = InProcessAuth::start(&db.url, dir.path(), &[]).await?;
+    let auth_addr = auth.addr.clone();
     let ledger = SpawnedBinary::start(&ledger_binary, dir.path(), &ledger_env(&db.url, &auth_addr)).await;
     let pid = ledger.child.id().unwrap_or_default();
     let token = admin_token(&auth_addr).await?;
@@ -76,7 +63,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         transfer_phases(&channels, &token, callers, phase, ids.clone(), &ceiling, pid).await?;
     }
     if only_ledger {
-        shutdown.cancel();
+        drop(auth);
         return Ok(());
     }
     let ledger_addr = ledger.grpc_addr.to_string();
@@ -105,7 +92,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         ops_sum / ops_count.max(1.0),
         tx_sum * 1000.0 / tx_count.max(1.0)
     );
-    shutdown.cancel();
+    drop(auth);
     Ok(())
 }
 

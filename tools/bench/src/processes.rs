@@ -50,3 +50,39 @@ pub fn gateway_env<'a>(auth_addr: &'a str, ledger_addr: &'a str) -> [(&'static s
         ("TOKIO_WORKER_THREADS", "1"),
     ]
 }
+
+/// Auth, served in this process (its CPU is not what the suites measure).
+pub struct InProcessAuth {
+    pub addr: String,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl InProcessAuth {
+    /// Serves auth on `database_url` with the benchmarks' service accounts;
+    /// `extra` settings are added last.
+    pub async fn start(database_url: &str, dir: &std::path::Path, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let services = service_accounts();
+        let env = [
+            ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
+            ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
+            ("FOLIO__DATABASE__URL", database_url),
+            ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", folio_testkit::KEY_ENCRYPTION_KEY),
+            ("FOLIO__AUTH__SERVICE_ACCOUNTS", services.as_str()),
+            ("FOLIO__TELEMETRY__LOG_FILTER", "warn"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect::<Vec<_>>();
+        let config = folio_runtime::config::load_from("auth", &dir.join("none"), env)?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let server = folio_auth::serve(config, shutdown.clone()).await?;
+        Ok(Self { addr: server.grpc_addr.to_string(), shutdown })
+    }
+}
+
+impl Drop for InProcessAuth {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -13,14 +13,13 @@
 use std::{sync::Arc, time::Duration};
 
 use folio_proto::ledger::{GetBalanceRequest, ListTransfersRequest};
-use folio_testkit::{KEY_ENCRYPTION_KEY, ReplicatedPostgres, ScratchPostgres, probe::SpawnedBinary};
-use tokio_util::sync::CancellationToken;
+use folio_testkit::{ReplicatedPostgres, ScratchPostgres, probe::SpawnedBinary};
 use tonic::transport::Channel;
 
 use crate::{
     cpu,
     load::{Run, admin_token, bearer, channels, drive, open_accounts, per_rpc, wait_until_ready},
-    processes::{ledger_env, service_accounts},
+    processes::{InProcessAuth, ledger_env},
 };
 
 /// One ledger process under test and where its reads go.
@@ -72,21 +71,8 @@ pub async fn run(phase: Duration, callers: usize, accounts: usize, ledger_binary
     let postgres = ReplicatedPostgres::start().await;
     let (db, read_url) = postgres.database().await;
     let dir = tempfile::tempdir()?;
-    let services = service_accounts();
-    let env = [
-        ("FOLIO__SERVER__LISTEN_ADDR", "127.0.0.1:0"),
-        ("FOLIO__SERVER__ADMIN_ADDR", "127.0.0.1:0"),
-        ("FOLIO__DATABASE__URL", db.url.as_str()),
-        ("FOLIO__DATABASE__MAX_CONNECTIONS", "4"),
-        ("FOLIO__AUTH__KEY_ENCRYPTION_KEY", KEY_ENCRYPTION_KEY),
-        ("FOLIO__AUTH__SERVICE_ACCOUNTS", services.as_str()),
-        ("FOLIO__TELEMETRY__LOG_FILTER", "warn"),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()));
-    let config = folio_runtime::config::load_from("auth", &dir.path().join("none"), env)?;
-    let shutdown = CancellationToken::new();
-    let auth = folio_auth::serve(config, shutdown.clone()).await?;
-    let auth_addr = auth.grpc_addr.to_string();
+    let auth = InProcessAuth::start(&db.url, dir.path(), &[("FOLIO__DATABASE__MAX_CONNECTIONS", "4")]).await?;
+    let auth_addr = auth.addr.clone();
     let token = admin_token(&auth_addr).await?;
 
     let base = ledger_env(&db.url, &auth_addr);
@@ -151,7 +137,7 @@ pub async fn run(phase: Duration, callers: usize, accounts: usize, ledger_binary
             writes.failures + reads.failures,
         );
     }
-    shutdown.cancel();
+    drop(auth);
     Ok(())
 }
 
