@@ -235,3 +235,112 @@ async fn losing_redis_under_load_stops_nobody_and_loses_nothing() {
     assert!(limited > 0, "no rate limit held while Redis was down");
     assert_money_conserved(&db).await;
 }
+
+/// A customer who gives up on its calls at every moment (each call dropped
+/// mid-flight: the gateway drops it upstream too, and the service's query is
+/// cut wherever it was, between Parse and Bind included) hurts no one who
+/// shares a connection with it: not the gateway's one HTTP/2 connection to
+/// each service (every abandoned call is a stream reset on it; at h2's
+/// default "rapid reset" cap of 20 the ledger closed it under everyone's
+/// calls: 10-12 of 57-75 well-behaved calls failed), and not the pooler's two
+/// server connections per role. Abandoned calls are counted CANCELLED, not as
+/// the services' faults (1,250 INTERNAL on the ledger before).
+#[tokio::test]
+async fn a_caller_abandoning_its_calls_breaks_no_shared_connection_through_the_pooler() {
+    let db = TestDatabase::postgres().await;
+    let redis = OwnRedis::start();
+    let (stack, _bouncer) = support::pooler::pooled_stack(&db, Some(redis.url()), 2).await;
+    let operator = stack.operator().await;
+    let (_, hostile) = stack.customer().await;
+    let from = stack.funded(&hostile, &operator, 1_000_000).await;
+    let to = stack.open(&hostile, AccountKind::Customer).await;
+    let bystander = Bystander::start_paced(&stack, &operator, 2, Duration::from_millis(20)).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hostiles: Vec<_> = (0..8u64)
+        .map(|worker| {
+            let (mut ledger, mut accounts) = (stack.ledger(), stack.accounts());
+            let (hostile, from, to, stop) = (hostile.clone(), from.clone(), to.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut abandoned, mut answered, mut cut_off) = (0, 0, 0);
+                let mut round = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    round += 1;
+                    // Given up after 0 to 4 ms: spread over every step of a call.
+                    let patience = Duration::from_micros((round * 7919 + worker * 104_729) % 4_000);
+                    let call = async {
+                        match round % 3 {
+                            0 => ledger.create_transfer(bearer(posted(&from, &to, 1), &hostile)).await.map(|_| ()),
+                            1 => {
+                                let request = folio_proto::ledger::ListTransfersRequest {
+                                    account_id: from.clone(),
+                                    page_size: 1000,
+                                    ..Default::default()
+                                };
+                                ledger.list_transfers(bearer(request, &hostile)).await.map(|_| ())
+                            }
+                            _ => {
+                                let request = GetAccountRequest { account_id: from.clone() };
+                                accounts.get_account(bearer(request, &hostile)).await.map(|_| ())
+                            }
+                        }
+                    };
+                    match tokio::time::timeout(patience, call).await {
+                        Err(_) => abandoned += 1,
+                        Ok(Ok(())) => answered += 1,
+                        // The front door closing this caller's own connection
+                        // (h2 caps the streams a client may reset) is the client
+                        // library's UNKNOWN, not an answer.
+                        Ok(Err(status)) if status.code() == Code::Unknown && status.message() == "transport error" => {
+                            if cut_off == 0 {
+                                eprintln!("abandoning caller cut off: {status:?}");
+                            }
+                            cut_off += 1;
+                        }
+                        Ok(Err(status)) => {
+                            assert_never_internal(&status, "an abandoning caller's call");
+                            answered += 1;
+                        }
+                    }
+                }
+                (abandoned, answered, cut_off)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut abandoned, mut answered, mut cut_off) = (0, 0, 0);
+    for hostile in hostiles {
+        let (a, b, c) = hostile.await.unwrap();
+        (abandoned, answered, cut_off) = (abandoned + a, answered + b, cut_off + c);
+    }
+    eprintln!("abandoning caller: {abandoned} calls given up, {answered} answered, {cut_off} cut off");
+    assert!(abandoned > 100, "the hostile caller must give up on calls mid-flight ({abandoned})");
+
+    // The well-behaved customer keeps going after the hostile one stopped:
+    // a connection left mid-statement would hold its server from the rest.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let tally =
+        tokio::time::timeout(Duration::from_secs(60), bystander.finish()).await.expect("the bystander finished");
+    tally.assert_no_collateral("abandoned calls through the pooler");
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let read = GetAccountRequest { account_id: from.clone() };
+        stack.accounts().get_account(bearer(read, &hostile)).await.expect("a read after the hostile stopped");
+        assert!(started.elapsed() < Duration::from_secs(2), "a read took {:?}", started.elapsed());
+    }
+    // Calls the client cut off are CANCELLED, not server faults: one customer
+    // must not raise the error rate the operators are paged on.
+    for (service, admin) in
+        [("ledger", stack.ledger_admin), ("account", stack.account_admin), ("gateway", stack.gateway_admin)]
+    {
+        let faults: Vec<_> = Stack::metrics(admin)
+            .await
+            .lines()
+            .filter(|line| line.starts_with("folio_grpc_requests_total") && line.contains("code=\"Internal\""))
+            .map(str::to_owned)
+            .collect();
+        assert!(faults.is_empty(), "{service} counted abandoned calls as its own faults: {faults:?}");
+    }
+    assert_money_conserved(&db).await;
+}

@@ -214,6 +214,10 @@ impl ServerBuilder {
             .accept_http1(web)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_max_pending_accept_reset_streams(Some(pending_resets_allowed(
+                self.settings.max_concurrent_requests,
+                self.public_facing,
+            )))
             .layer(layers)
             .add_routes(routes);
 
@@ -271,6 +275,20 @@ impl ServerBuilder {
             .context("loading the gRPC port's TLS files")?;
         Ok(Some(tls))
     }
+}
+
+/// How many streams a client connection may open and reset before they are
+/// accepted, before h2 closes the whole connection (the "rapid reset" guard,
+/// 20 by default). At the front door a connection is one client's: past the
+/// default, only that client loses its connection. Inside, one connection of
+/// the gateway (or of another service) carries the calls of every caller,
+/// and each abandoned call is a reset forwarded on it: with the default, one
+/// customer dropping its calls fast closed the connection under everyone
+/// else's calls. The caller's own permits and rates bound those resets
+/// upstream; here they may reach as many as the calls this server admits.
+fn pending_resets_allowed(max_concurrent: usize, public_facing: bool) -> usize {
+    const H2_DEFAULT: usize = 20;
+    if public_facing { H2_DEFAULT } else { max_concurrent.max(H2_DEFAULT) }
 }
 
 fn shed_layer(max_concurrent: usize, public_facing: bool, domain: &'static str) -> ShedLayer {

@@ -1,11 +1,17 @@
 //! Per-call span (child of the caller's W3C trace context), Prometheus
 //! metrics by method and status, and one log line per call. Caller mistakes
 //! are logged at DEBUG, server faults at ERROR: a client's bad request is
-//! not an incident.
+//! not an incident. A call whose request the client cut off (its stream
+//! reset, its connection gone) is CANCELLED, whatever the service then
+//! answered to no one: a caller abandoning calls makes no server faults.
 
 use folio_errors::{FolioError, Reason};
 use std::{
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Instant,
 };
@@ -51,12 +57,11 @@ pub struct Observe<S> {
     service: &'static str,
 }
 
-impl<S, B> Service<http::Request<B>> for Observe<S>
+impl<S> Service<http::Request<tonic::body::Body>> for Observe<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: std::fmt::Display,
-    B: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
@@ -66,9 +71,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let client_gone = Arc::new(AtomicBool::new(false));
+        let (parts, body) = request.into_parts();
+        let body = WatchedRequestBody { inner: body, client_gone: client_gone.clone() };
+        let mut request = http::Request::from_parts(parts, tonic::body::Body::new(body));
         request.extensions_mut().insert(CallStarted(Instant::now()));
         let method = request.uri().path().to_owned();
         let request_id =
@@ -91,6 +100,7 @@ where
             started,
             span: span.clone(),
             done: false,
+            client_gone,
         };
         Box::pin(
             async move {
@@ -135,6 +145,8 @@ struct CallRecord {
     started: Instant,
     span: tracing::Span,
     done: bool,
+    /// Set when reading the request failed: the client cut it off.
+    client_gone: Arc<AtomicBool>,
 }
 
 impl CallRecord {
@@ -143,6 +155,7 @@ impl CallRecord {
             return;
         }
         self.done = true;
+        let code = if self.client_gone.load(Ordering::Relaxed) { Code::Cancelled } else { code };
         let elapsed = self.started.elapsed();
         let code_label = format!("{code:?}");
         metrics::counter!("folio_grpc_requests_total", "method" => self.method.clone(), "code" => code_label.clone())
@@ -201,6 +214,38 @@ impl Body for ObservedBody {
             && let Some(mut call) = this.call.take()
         {
             call.finish(grpc_status(trailers).unwrap_or(Code::Unknown));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that notes when reading it fails: the client reset the
+    /// stream or lost its connection before its request was whole.
+    struct WatchedRequestBody {
+        #[pin]
+        inner: tonic::body::Body,
+        client_gone: Arc<AtomicBool>,
+    }
+}
+
+impl Body for WatchedRequestBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            this.client_gone.store(true, Ordering::Relaxed);
         }
         polled
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod hostile;
+pub mod pooler;
 pub mod text_fields;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
