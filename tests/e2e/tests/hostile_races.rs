@@ -238,7 +238,7 @@ async fn losing_redis_under_load_stops_nobody_and_loses_nothing() {
 
 /// A customer who gives up on its calls at every moment (each call dropped
 /// mid-flight: the gateway drops it upstream too, and the service's query is
-/// cut wherever it was, between Parse and Bind included) hurts no one who
+/// cut wherever it was) hurts no one who
 /// shares a connection with it: not the gateway's one HTTP/2 connection to
 /// each service (every abandoned call is a stream reset on it; at h2's
 /// default "rapid reset" cap of 20 the ledger closed it under everyone's
@@ -266,8 +266,11 @@ async fn a_caller_abandoning_its_calls_breaks_no_shared_connection_through_the_p
                 let mut round = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     round += 1;
-                    // Given up after 0 to 4 ms: spread over every step of a call.
-                    let patience = Duration::from_micros((round * 7919 + worker * 104_729) % 4_000);
+                    // Given up after 0 to 4 ms (half the clients: a flood of
+                    // resets) or 0 to 150 ms (the others: some calls are answered
+                    // in time, so others are cut late, in the database).
+                    let spread = if worker % 2 == 0 { 4_000 } else { 150_000 };
+                    let patience = Duration::from_micros((round * 7919 + worker * 104_729) % spread);
                     let call = async {
                         match round % 3 {
                             0 => ledger.create_transfer(bearer(posted(&from, &to, 1), &hostile)).await.map(|_| ()),
@@ -316,6 +319,7 @@ async fn a_caller_abandoning_its_calls_breaks_no_shared_connection_through_the_p
     }
     eprintln!("abandoning caller: {abandoned} calls given up, {answered} answered, {cut_off} cut off");
     assert!(abandoned > 100, "the hostile caller must give up on calls mid-flight ({abandoned})");
+    assert!(answered > 0, "some of the hostile caller's calls must get far enough to be answered");
 
     // The well-behaved customer keeps going after the hostile one stopped:
     // a connection left mid-statement would hold its server from the rest.
