@@ -79,6 +79,7 @@ reasons! {
     AmountExceedsPending => FailedPrecondition, "AMOUNT_EXCEEDS_PENDING";
     BalanceNotZero => FailedPrecondition, "BALANCE_NOT_ZERO";
     AlreadyReversed => FailedPrecondition, "ALREADY_REVERSED";
+    CursorExpired => FailedPrecondition, "CURSOR_EXPIRED";
     NotReversible => FailedPrecondition, "NOT_REVERSIBLE";
     ServiceAccountProvisioned => FailedPrecondition, "SERVICE_ACCOUNT_PROVISIONED";
     EtagMismatch => Aborted, "ETAG_MISMATCH";

@@ -75,12 +75,21 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     // Statements and balances may be served by a replica (DESIGN §6); the
     // sweeper, the writer and LedgerAdminService stay on the primary.
     let reads = folio_storage::db::connect_reads(&common.database, SCHEMA, &foundation.db, &shutdown).await?;
+    // Event streams read the primary only (DESIGN §6).
+    let hub = app::events::EventHub::start(foundation.db.clone(), settings.events(), shutdown.clone());
+    let events = api::events::EventStreams::new(
+        foundation.db.clone(),
+        page_tokens.clone(),
+        hub,
+        auth.verifier.clone(),
+        shutdown.clone(),
+    );
     let max = common.server.max_message_bytes;
     ServerBuilder::new(SCHEMA, common.server.clone())
         .allow_callers(INTERNAL_CALLERS)
         .authenticate_with(auth.verifier)
         .add_service(
-            LedgerServiceServer::new(api::ledger::LedgerApi::new(reads, writer, page_tokens))
+            LedgerServiceServer::new(api::ledger::LedgerApi::new(reads, writer, page_tokens, events))
                 .max_decoding_message_size(max),
         )
         .add_service(LedgerAdminServiceServer::new(api::admin::LedgerAdminApi::new(foundation.db.clone())))

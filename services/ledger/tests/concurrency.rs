@@ -1,7 +1,8 @@
 //! Conservation under load: 64 parallel clients issue a random mix of every
 //! transfer kind, some invalid, against one or two ledger instances on one
 //! database; afterwards every invariant holds, every OK reply is stored
-//! exactly as answered, and no rejected transfer left a trace.
+//! exactly as answered, and no rejected transfer left a trace. A consumer of
+//! the event stream beside the load rebuilds every balance from events.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -12,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use folio_proto::ledger::{AccountKind, CreateTransferRequest, Transfer, TransferKind};
+use folio_proto::ledger::{
+    AccountKind, CreateTransferRequest, Event, EventType, GetBalanceRequest, StartPosition, StreamEventsRequest,
+    Transfer, TransferKind, event,
+};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use sea_orm::{ConnectionTrait, Statement};
 use support::{Suite, bearer, invariants, pending, posted, reason, resolve};
@@ -136,4 +140,107 @@ async fn the_same_mix_holds_on_sqlite() {
     let suite = Suite::start_with(1, true).await;
     let book = run_mix(&suite, 16, Duration::from_secs(2)).await;
     verify(&suite, &book).await;
+}
+
+/// Reads every event from the earliest, dropping the stream after a random
+/// number of messages and resuming from the last cursor it got, on a random
+/// instance, until it has `until()` events.
+async fn consume_resuming(suite: &Suite, seed: u64, mut until: impl FnMut() -> Option<usize>) -> Vec<Event> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut received, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let request = StreamEventsRequest {
+            cursor: cursor.clone(),
+            start_position: StartPosition::Earliest as i32,
+            ..Default::default()
+        };
+        let mut client = suite.ledger_at(rng.gen_range(0..suite.ledgers.len()));
+        let mut stream = client.stream_events(bearer(request, &suite.writer)).await.unwrap().into_inner();
+        for _ in 0..rng.gen_range(1..300) {
+            let message = tokio::time::timeout(Duration::from_secs(10), stream.message())
+                .await
+                .expect("the consumer is fed")
+                .expect("the stream keeps going")
+                .expect("the stream does not end");
+            cursor = message.cursor;
+            received.extend(message.event);
+            if until().is_some_and(|total| received.len() >= total) {
+                return received;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_resuming_at_random_rebuilds_every_balance_while_two_instances_write() {
+    let suite = Suite::start_with(2, false).await;
+    let head = Arc::new(Mutex::new(None::<usize>));
+    let consumer = {
+        let head = head.clone();
+        let suite = &suite;
+        async move { consume_resuming(suite, 7, || *head.lock().unwrap()).await }
+    };
+    let load = async {
+        let book = run_mix(&suite, 64, Duration::from_secs(4)).await;
+        let db = suite.ledger_db().await;
+        let rows = db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT last_position FROM event_log"))
+            .await
+            .unwrap();
+        *head.lock().unwrap() = Some(usize::try_from(rows[0].try_get::<i64>("", "last_position").unwrap()).unwrap());
+        book
+    };
+    let (received, book) = tokio::join!(consumer, load);
+    assert!(book.accepted.len() > 200);
+    // The sweeper may append expiries after the head was read: the events
+    // received are exactly the log's first ones, in its order.
+    let db = suite.ledger_db().await;
+    let sql = "SELECT type, COALESCE(transfer_id, account_id) AS subject FROM events ORDER BY id";
+    let stored: Vec<(i32, String)> = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (i32::from(r.try_get::<i16>("", "type").unwrap()), r.try_get("", "subject").unwrap()))
+        .collect();
+    let got: Vec<(i32, String)> = received
+        .iter()
+        .map(|e| {
+            let subject = match &e.change {
+                Some(event::Change::Transfer(t)) => t.transfer.as_ref().unwrap().id.clone(),
+                Some(event::Change::Account(a)) => a.account_id.clone(),
+                None => panic!("an event without its change"),
+            };
+            (e.r#type, subject)
+        })
+        .collect();
+    assert_eq!(got[..], stored[..got.len()], "every event exactly once, in the log's order");
+
+    let mut posted: HashMap<String, i64> = HashMap::new();
+    let mut sequences: HashMap<String, i64> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for event in &received {
+        let Some(event::Change::Transfer(change)) = &event.change else { continue };
+        let transfer = change.transfer.as_ref().unwrap();
+        assert!(seen.insert((event.r#type, transfer.id.clone())), "a duplicate: {event:?}");
+        if event.r#type == EventType::TransferPosted as i32 {
+            *posted.entry(transfer.debit_account_id.clone()).or_default() -= transfer.amount;
+            *posted.entry(transfer.credit_account_id.clone()).or_default() += transfer.amount;
+        }
+        for side in [&change.debit, &change.credit] {
+            let side = side.as_ref().unwrap();
+            let last = sequences.entry(side.account_id.clone()).or_default();
+            assert_eq!(side.account_sequence, *last + 1, "each account's entries in order, without a gap");
+            *last = side.account_sequence;
+            let after = side.balance_after.as_ref().unwrap().posted;
+            assert_eq!(after, posted.get(&side.account_id).copied().unwrap_or_default(), "rebuilt posted balance");
+        }
+    }
+    let mut ledger = suite.ledger();
+    for (account, rebuilt) in &posted {
+        let request = GetBalanceRequest { account_id: account.clone(), as_of: None };
+        let balance = ledger.get_balance(bearer(request, &suite.writer)).await.unwrap().into_inner().balance.unwrap();
+        assert_eq!(balance.posted, *rebuilt, "account {account} rebuilt from its events");
+    }
+    assert!(posted.len() > 20, "the events covered the accounts of the mix");
 }

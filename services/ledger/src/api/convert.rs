@@ -2,7 +2,10 @@
 
 use folio_proto::ledger as pb;
 
-use crate::domain::{Account, AccountKind, AccountStatus, Kind, Side, Status, Totals, Transfer};
+use crate::domain::{
+    Account, AccountKind, AccountStatus, EventKind, EventSide, Kind, RecordedBody, RecordedEvent, Side, Status, Totals,
+    Transfer,
+};
 
 pub use folio_errors::time::{micros, timestamp};
 
@@ -81,13 +84,62 @@ pub fn ledger_account(row: &Account, version: i64, now: i64) -> pb::LedgerAccoun
             AccountKind::Customer => pb::AccountKind::Customer,
             AccountKind::System => pb::AccountKind::System,
         } as i32,
-        status: match row.status {
-            AccountStatus::Active => pb::AccountStatus::Active,
-            AccountStatus::Frozen => pb::AccountStatus::Frozen,
-            AccountStatus::Closed => pb::AccountStatus::Closed,
-        } as i32,
+        status: account_status(row.status) as i32,
         overdraft_limit: row.overdraft_limit,
         version,
         balance: Some(balance(&row.id, &row.asset_code, &row.totals, now)),
+    }
+}
+
+/// Domain account status to proto.
+pub fn account_status(status: AccountStatus) -> pb::AccountStatus {
+    match status {
+        AccountStatus::Active => pb::AccountStatus::Active,
+        AccountStatus::Frozen => pb::AccountStatus::Frozen,
+        AccountStatus::Closed => pb::AccountStatus::Closed,
+    }
+}
+
+/// Domain event kind to proto.
+pub fn event_type(kind: EventKind) -> pb::EventType {
+    match kind {
+        EventKind::TransferPosted => pb::EventType::TransferPosted,
+        EventKind::TransferPending => pb::EventType::TransferPending,
+        EventKind::PendingVoided => pb::EventType::PendingVoided,
+        EventKind::PendingExpired => pb::EventType::PendingExpired,
+        EventKind::AccountOpened => pb::EventType::AccountOpened,
+        EventKind::AccountStatusChanged => pb::EventType::AccountStatusChanged,
+        EventKind::AccountLimitChanged => pb::EventType::AccountLimitChanged,
+    }
+}
+
+/// A committed event.
+pub fn event(recorded: &RecordedEvent) -> pb::Event {
+    let (account_ids, change) = match &recorded.body {
+        RecordedBody::Transfer { transfer: t, debit, credit } => {
+            let side = |(side, totals): &(EventSide, Totals)| pb::EventSide {
+                account_id: side.account_id.clone(),
+                account_sequence: side.account_sequence,
+                balance_after: Some(balance(&side.account_id, &t.asset_code, totals, recorded.occurred_at)),
+            };
+            let change =
+                pb::TransferEvent { transfer: Some(transfer(t)), debit: Some(side(debit)), credit: Some(side(credit)) };
+            (vec![debit.0.account_id.clone(), credit.0.account_id.clone()], pb::event::Change::Transfer(change))
+        }
+        RecordedBody::Account { id, status, overdraft_limit, version } => {
+            let change = pb::AccountEvent {
+                account_id: id.clone(),
+                status: account_status(*status) as i32,
+                overdraft_limit: *overdraft_limit,
+                version: *version,
+            };
+            (vec![id.clone()], pb::event::Change::Account(change))
+        }
+    };
+    pb::Event {
+        r#type: event_type(recorded.kind) as i32,
+        occurred_at: Some(timestamp(recorded.occurred_at)),
+        account_ids,
+        change: Some(change),
     }
 }

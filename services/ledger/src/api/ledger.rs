@@ -14,6 +14,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
+use super::events::{EventStream, EventStreams};
 use super::{convert, parse};
 use crate::app::reads;
 use crate::app::writer::{Outcome, Writer};
@@ -44,13 +45,14 @@ pub struct LedgerApi {
     reads: Reads,
     writer: Writer,
     page_tokens: PageTokens,
+    events: EventStreams,
 }
 
 impl LedgerApi {
-    /// Serves reads through `reads` (a replica where they may trail) and
-    /// writes through `writer`.
-    pub fn new(reads: Reads, writer: Writer, page_tokens: PageTokens) -> Self {
-        Self { reads, writer, page_tokens }
+    /// Serves reads through `reads` (a replica where they may trail),
+    /// writes through `writer` and event streams through `events`.
+    pub fn new(reads: Reads, writer: Writer, page_tokens: PageTokens, events: EventStreams) -> Self {
+        Self { reads, writer, page_tokens, events }
     }
 
     /// A write's answer, with the position a later read hands back to see
@@ -83,6 +85,13 @@ fn rpc_status(status: &Status) -> folio_proto::google::rpc::Status {
 
 #[tonic::async_trait]
 impl LedgerService for LedgerApi {
+    type StreamEventsStream = EventStream;
+
+    async fn stream_events(&self, request: Request<pb::StreamEventsRequest>) -> Reply<EventStream> {
+        let actor = actor(&request)?;
+        Ok(Response::new(self.events.open(&actor, request).await?))
+    }
+
     async fn create_asset(&self, request: Request<pb::CreateAssetRequest>) -> Reply<pb::CreateAssetResponse> {
         actor(&request)?.require_operator().map_err(fail)?;
         let pb::CreateAssetRequest { code, scale, description } = request.into_inner();

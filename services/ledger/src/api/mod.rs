@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod convert;
+pub mod events;
 pub mod ledger;
 pub mod parse;

@@ -3,6 +3,7 @@
 //! assets registered at start.
 
 pub mod bootstrap;
+pub mod events;
 pub mod reads;
 pub mod sweeper;
 pub mod writer;

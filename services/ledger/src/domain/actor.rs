@@ -68,6 +68,11 @@ impl Actor {
         }
     }
 
+    /// May read every account (operators and `ledger:read`).
+    pub fn may_read_all(&self) -> bool {
+        self.read_any
+    }
+
     /// May reverse transfers.
     pub fn may_reverse(&self) -> Result<(), FolioError> {
         if self.write_any {

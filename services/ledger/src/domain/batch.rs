@@ -211,6 +211,12 @@ impl BatchState {
         credit_id: &str,
         credit_after: Totals,
     ) {
+        // Entries of one account never go back in time, even when an
+        // earlier-started transaction commits after a later one; both sides
+        // share one time, so the change's event time never decreases for
+        // either account.
+        let last = |id: &str| self.accounts.get(id).map_or(0, |account| account.last_entry_at);
+        let at = self.now.max(last(debit_id)).max(last(credit_id));
         for (account_id, side, after) in [(debit_id, Side::Debit, debit_after), (credit_id, Side::Credit, credit_after)]
         {
             let Some(account) = self.accounts.get_mut(account_id) else { continue };
@@ -220,9 +226,7 @@ impl BatchState {
             }
             account.totals = after;
             account.entry_count += 1;
-            // Entries of one account never go back in time, even when an
-            // earlier-started transaction commits after a later one.
-            account.last_entry_at = account.last_entry_at.max(self.now);
+            account.last_entry_at = at;
             self.entries.push(Entry {
                 account_id: account_id.to_owned(),
                 account_sequence: account.entry_count,

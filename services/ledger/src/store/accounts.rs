@@ -6,8 +6,8 @@ use folio_errors::{Failure, FolioError, Reason};
 use folio_storage::db::{RetryPolicy, TxError, run_in_tx};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 
-use super::{ACCOUNT_COLUMNS, account_from_row, execute, query_all};
-use crate::domain::{Account, AccountChange, AccountKind, AccountStatus};
+use super::{ACCOUNT_COLUMNS, account_from_row, events, execute, query_all};
+use crate::domain::{Account, AccountChange, AccountKind, AccountStatus, Change, EventKind, NewEvent};
 
 /// One account (not locked) and its version.
 pub async fn account(db: &impl ConnectionTrait, id: &str) -> Result<(Account, i64), Failure> {
@@ -46,21 +46,34 @@ pub async fn open_account(
         return Err(FolioError::new(Reason::AssetNotFound, "no such asset").into());
     }
     let limit = if kind == AccountKind::Customer { overdraft_limit } else { 0 };
-    let inserted = execute(
-        db,
-        "INSERT INTO accounts (id, owner_id, asset_code, kind, status, overdraft_limit, version, debits_posted, \
-         credits_posted, debits_pending, credits_pending, entry_count, last_entry_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, 0, 0, 0, $7) ON CONFLICT (id) DO NOTHING",
-        vec![
-            id.into(),
-            owner_id.into(),
-            asset_code.into(),
-            (kind as i16).into(),
-            (AccountStatus::Active as i16).into(),
-            limit.into(),
-            now.into(),
-        ],
-    )
+    let inserted = run_in_tx(db, "ledger_open_account", RetryPolicy::default(), |tx| async move {
+        let inserted = execute(
+            &*tx,
+            "INSERT INTO accounts (id, owner_id, asset_code, kind, status, overdraft_limit, version, debits_posted, \
+             credits_posted, debits_pending, credits_pending, entry_count, last_entry_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, 0, 0, 0, $7) ON CONFLICT (id) DO NOTHING",
+            vec![
+                id.into(),
+                owner_id.into(),
+                asset_code.into(),
+                (kind as i16).into(),
+                (AccountStatus::Active as i16).into(),
+                limit.into(),
+                now.into(),
+            ],
+        )
+        .await?;
+        if inserted > 0 {
+            let change = Change::Account {
+                id: id.to_owned(),
+                status: AccountStatus::Active,
+                overdraft_limit: limit,
+                version: 0,
+            };
+            events::append(&*tx, &[NewEvent { kind: EventKind::AccountOpened, occurred_at: now, change }]).await?;
+        }
+        Ok::<_, TxError<Failure>>(inserted)
+    })
     .await?;
     let (row, version) = account(db, id).await?;
     if inserted == 0 && (row.owner_id != owner_id || row.asset_code != asset_code || row.kind != kind) {
@@ -79,6 +92,7 @@ pub async fn change_account(
 ) -> Result<(Account, i64, bool), Failure> {
     let backend = db.get_database_backend();
     let lock = if backend == DbBackend::Postgres { " FOR UPDATE" } else { "" };
+    let now = folio_storage::db::now(db).await?.timestamp_micros();
     let result = run_in_tx(db, "ledger_change_account", RetryPolicy::default(), |tx| {
         let change = &change;
         async move {
@@ -121,6 +135,19 @@ pub async fn change_account(
                     account.overdraft_limit = *limit;
                 }
             }
+            let kind = match change {
+                AccountChange::Status(_) => EventKind::AccountStatusChanged,
+                AccountChange::OverdraftLimit(_) => EventKind::AccountLimitChanged,
+            };
+            let change = Change::Account {
+                id: id.to_owned(),
+                status: account.status,
+                overdraft_limit: account.overdraft_limit,
+                version,
+            };
+            // An account's events never go back before its last entry.
+            let occurred_at = now.max(account.last_entry_at);
+            events::append(&*tx, &[NewEvent { kind, occurred_at, change }]).await?;
             Ok::<_, TxError<Failure>>((account, version, true))
         }
     })

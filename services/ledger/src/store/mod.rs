@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod assets;
+pub mod events;
 mod postgres;
 mod sqlite;
 pub mod statements;

@@ -109,4 +109,32 @@ pub async fn check(connection: &DatabaseConnection) {
             assert_eq!(last, *totals, "account {id}: the last entry's balance differs from the account's");
         }
     }
+
+    check_events(db).await;
+}
+
+/// Every committed change has exactly one event and every event a change
+/// (none for a write that rolled back); ids are dense up to the log's head
+/// (these suites keep every event).
+async fn check_events(db: &impl ConnectionTrait) {
+    let count = |sql: &'static str| async move { rows(db, sql).await[0].try_get::<i64>("", "n").unwrap() };
+    let head = count("SELECT last_position AS n FROM event_log WHERE id = 1").await;
+    let (events, top) =
+        (count("SELECT COUNT(*) AS n FROM events").await, count("SELECT COALESCE(MAX(id), 0) AS n FROM events").await);
+    assert_eq!((events, top), (head, head), "event ids are not dense up to the head {head}");
+    let transfer_events = count("SELECT COUNT(*) AS n FROM events WHERE transfer_id IS NOT NULL").await;
+    let entries = count("SELECT COUNT(*) AS n FROM entries").await;
+    assert_eq!(transfer_events * 2, entries, "transfer events do not match the entries one per pair");
+    let unmatched = count(
+        "SELECT COUNT(*) AS n FROM events e \
+         LEFT JOIN entries d ON d.account_id = e.debit_account_id AND d.account_sequence = e.debit_sequence \
+         LEFT JOIN entries c ON c.account_id = e.credit_account_id AND c.account_sequence = e.credit_sequence \
+         WHERE e.transfer_id IS NOT NULL AND (d.transfer_id IS NULL OR c.transfer_id IS NULL \
+           OR d.transfer_id <> e.transfer_id OR c.transfer_id <> e.transfer_id)",
+    )
+    .await;
+    assert_eq!(unmatched, 0, "events naming entries of another change");
+    let accounts = count("SELECT COUNT(*) AS n FROM accounts").await;
+    let opened = count("SELECT COUNT(*) AS n FROM events WHERE type = 5").await;
+    assert_eq!(opened, accounts, "one ACCOUNT_OPENED per account");
 }

@@ -230,6 +230,9 @@ async fn apply_parts(
     if mode == Mode::Trial {
         return Err(TxError::Abort(Rollback::Trial));
     }
+    // Last, as `store::events` requires: from here to the commit, the
+    // other event writers wait.
+    store::events::append(tx, &state.events()).await?;
     let sequences: HashMap<&str, i64> = state.created.iter().map(|t| (t.id.as_str(), t.sequence)).collect();
     for outcome in &mut outcomes {
         if let Outcome::Each(results) = outcome {

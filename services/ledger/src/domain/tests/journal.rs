@@ -19,8 +19,12 @@ fn entries_are_gapless_per_account_and_never_go_back_in_time() {
     let bob: Vec<_> = state.entries.iter().filter(|e| e.account_id == "bob").collect();
     assert_eq!(bob.iter().map(|e| e.account_sequence).collect::<Vec<_>>(), [8, 9]);
     assert!(bob.iter().all(|e| e.created_at == NOW + 5), "Bob's entries never go back in time");
+    // Both sides of one change share one time (the change's event time),
+    // the later of the two accounts' last: Alice's side of t1 takes Bob's.
     let alice: Vec<_> = state.entries.iter().filter(|e| e.account_id == "alice").collect();
-    assert_eq!(alice.iter().map(|e| (e.account_sequence, e.created_at)).collect::<Vec<_>>(), [(1, NOW), (2, NOW)]);
+    assert_eq!(alice.iter().map(|e| (e.account_sequence, e.created_at)).collect::<Vec<_>>(), [(1, NOW), (2, NOW + 5)]);
+    let events = state.events();
+    assert_eq!(events.last().map(|e| e.occurred_at), Some(NOW + 5), "t1's event time");
 }
 
 #[test]
