@@ -6,6 +6,7 @@
 pub mod certs;
 mod databases;
 mod keys;
+mod nats_server;
 pub mod probe;
 mod redis_server;
 mod scratch_postgres;
@@ -14,6 +15,7 @@ mod stub_auth;
 pub use certs::{Issued, TestCa};
 pub use databases::{TestDatabase, postgres_base_url, redis_url, unique};
 pub use keys::{TestClaims, TestKeys};
+pub use nats_server::OwnNats;
 pub use redis_server::OwnRedis;
 pub use scratch_postgres::{Pgbouncer, ReplicatedPostgres, ScratchPostgres, TlsPostgres};
 pub use stub_auth::StubAuth;

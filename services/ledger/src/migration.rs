@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_ledger_schema;
 mod m0002_lean_indexes;
 mod m0004_events;
+mod m0005_event_relay;
 
 /// Every migration of the `ledger` schema, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_lean_indexes::Migration),
             Box::new(folio_storage::paging::PagingKeyMigration { name: "m0003_ledger_paging_key" }),
             Box::new(m0004_events::Migration),
+            Box::new(m0005_event_relay::Migration),
         ]
     }
 }

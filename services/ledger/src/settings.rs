@@ -32,6 +32,8 @@ pub struct LedgerSettings {
     pub event_streams_per_principal: usize,
     /// Open event streams per instance.
     pub event_streams_per_instance: usize,
+    /// NATS with JetStream to relay events to (DESIGN "Ledger events"); unset: no relay.
+    pub events_nats_url: Option<String>,
 }
 
 impl LedgerSettings {
@@ -64,6 +66,7 @@ impl Default for LedgerSettings {
             event_readers: 4,
             event_streams_per_principal: 4,
             event_streams_per_instance: 1000,
+            events_nats_url: None,
         }
     }
 }

@@ -33,11 +33,37 @@ const READ_SCAN: i64 = 10_000;
 /// within 5 s of revocation, with the verifier's 1 s revocation poll).
 const TOKEN_CHECK: Duration = Duration::from_secs(1);
 
+/// Event cursors: a position sealed with the key every instance shares,
+/// so a consumer may resume on any instance, and the relay's `Nats-Msg-Id`.
+#[derive(Clone)]
+pub struct EventCursors {
+    tokens: PageTokens,
+}
+
+impl EventCursors {
+    /// Cursors sealed with `tokens`' key.
+    pub fn new(tokens: PageTokens) -> Self {
+        Self { tokens }
+    }
+
+    /// The cursor of the position after event `position`.
+    pub fn cursor(&self, position: i64) -> String {
+        self.tokens.seal(&format!("ev:{position}"))
+    }
+
+    /// The position `cursor` names; `INVALID_FIELD` for anything else.
+    pub fn position(&self, cursor: &str) -> Result<i64, FolioError> {
+        let invalid = || FolioError::invalid_field("cursor", "is not a cursor this service issued");
+        let text = self.tokens.open("cursor", cursor)?;
+        text.strip_prefix("ev:").and_then(|p| p.parse::<i64>().ok()).filter(|p| *p >= 0).ok_or_else(invalid)
+    }
+}
+
 /// Serves event streams.
 #[derive(Clone)]
 pub struct EventStreams {
     db: DatabaseConnection,
-    cursors: PageTokens,
+    cursors: EventCursors,
     hub: EventHub,
     verifier: TokenVerifier,
     shutdown: CancellationToken,
@@ -56,7 +82,7 @@ impl EventStreams {
     /// back in time), sealing cursors with `cursors`.
     pub fn new(
         db: DatabaseConnection,
-        cursors: PageTokens,
+        cursors: EventCursors,
         hub: EventHub,
         verifier: TokenVerifier,
         shutdown: CancellationToken,
@@ -118,13 +144,11 @@ impl EventStreams {
     }
 
     fn cursor(&self, position: i64) -> String {
-        self.cursors.seal(&format!("ev:{position}"))
+        self.cursors.cursor(position)
     }
 
     fn position(&self, cursor: &str) -> Result<i64, FolioError> {
-        let invalid = || FolioError::invalid_field("cursor", "is not a cursor this service issued");
-        let text = self.cursors.open("cursor", cursor)?;
-        text.strip_prefix("ev:").and_then(|p| p.parse::<i64>().ok()).filter(|p| *p >= 0).ok_or_else(invalid)
+        self.cursors.position(cursor)
     }
 
     /// Feeds one stream until it ends; its last message says why.

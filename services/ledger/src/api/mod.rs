@@ -6,3 +6,4 @@ pub mod convert;
 pub mod events;
 pub mod ledger;
 pub mod parse;
+pub mod relay;

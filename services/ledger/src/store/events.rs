@@ -330,3 +330,15 @@ pub async fn prune(db: &impl ConnectionTrait, cutoff: i64, chunk: u64) -> Result
         None => Ok(0),
     }
 }
+
+/// Takes the relay's lease for `holder` when it is free, lapsed (before
+/// `now`) or already `holder`'s, until `until` (µs); whether it did.
+pub async fn take_relay_lease(db: &impl ConnectionTrait, holder: &str, now: i64, until: i64) -> Result<bool, DbErr> {
+    let taken = execute(
+        db,
+        "UPDATE event_relay SET holder = $1, expires_at = $3 WHERE id = 1 AND (holder = $1 OR expires_at < $2)",
+        vec![holder.into(), now.into(), until.into()],
+    )
+    .await?;
+    Ok(taken == 1)
+}
