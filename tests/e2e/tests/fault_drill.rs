@@ -1,8 +1,8 @@
 //! Fault drill: with the suite on PostgreSQL, the ledger process is killed
 //! with SIGKILL while clients transfer through the gateway, then restarted.
 //! Clients retry every unanswered transfer with the same id. Afterwards every
-//! transfer answered OK exists exactly once, no retry created a duplicate,
-//! and money is conserved.
+//! transfer answered OK exists exactly once, with exactly one event, no retry
+//! created a duplicate, and money is conserved.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -201,6 +201,23 @@ async fn killing_the_ledger_mid_traffic_loses_and_duplicates_nothing() {
     for (id, amount) in &answered {
         assert_eq!(stored.get(id), Some(amount), "answered transfer {id} is missing or differs");
     }
+    // Every transfer answered OK has its event, written with it; no event
+    // names a transfer that was not committed (DESIGN "Ledger events").
+    let rows = store
+        .query_all_raw(Statement::from_string(
+            store.get_database_backend(),
+            "SELECT transfer_id FROM events WHERE transfer_id IS NOT NULL".to_owned(),
+        ))
+        .await
+        .unwrap();
+    let mut evented: HashMap<String, usize> = HashMap::new();
+    for row in &rows {
+        *evented.entry(row.try_get("", "transfer_id").unwrap()).or_default() += 1;
+    }
+    for id in answered.keys() {
+        assert_eq!(evented.get(id), Some(&1), "answered transfer {id} has no event, or several");
+    }
+    assert!(evented.keys().all(|id| stored.contains_key(id)), "an event names a transfer that was not committed");
     let sums = store
         .query_one_raw(Statement::from_string(
             store.get_database_backend(),
