@@ -15,6 +15,10 @@ if [ ! -x "$nginx" ]; then
   nginx=/usr/sbin/nginx
 fi
 
+# The events suite compares the ledger with a build that writes no events
+# (a cargo feature, never a setting: see services/ledger/Cargo.toml).
+cargo build --quiet --release -p folio-ledger --features bench-without-events
+cp target/release/folio-ledger target/release/folio-ledger-without-events
 cargo build --quiet --release -p folio-bench -p folio-ledger -p folio-gateway
 echo "# $(date -u +%FT%TZ) $(nproc) cores, PostgreSQL synchronous_commit=$(psql -h 127.0.0.1 -U postgres -Atc 'show synchronous_commit')"
 single=0
@@ -28,5 +32,6 @@ else
   echo "ceiling: $ceiling_script not found (run from a checkout with ../shared beside it); ratios will read 0"
 fi
 ./target/release/folio-bench ledger --seconds "$seconds" --ceiling-single "$single" --ceiling-batched "$batched" --nginx-binary "$nginx"
+./target/release/folio-bench events --seconds "$seconds"
 ./target/release/folio-bench replicas --seconds "$seconds"
 ./target/release/folio-bench auth --seconds "$seconds"

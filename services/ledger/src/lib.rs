@@ -50,6 +50,9 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     let common = &config.common;
     let settings: LedgerSettings = config.section("ledger")?;
     let foundation = Foundation::open::<Migrator>(common, SCHEMA).await?;
+    if cfg!(feature = "bench-without-events") {
+        tracing::error!("this ledger was built for a benchmark and writes NO events; never run it for real");
+    }
     app::bootstrap::bootstrap_assets(&foundation.db, &settings.bootstrap_assets).await?;
     let auth = foundation.remote_auth(common, &shutdown)?;
     let page_tokens = folio_storage::paging::PageTokens::load(&foundation.db).await?;

@@ -137,11 +137,12 @@ def main():
             answer, call = ledger.CreateTransfer.with_call(request, metadata=bearer(token))
             remember_position(call)
             return answer.transfer
-        transfer(state["bank"].id, state["checking"].id, 10_000, ledger_pb2.TRANSFER_KIND_POSTED, op.access_token)
-        transfer(state["checking"].id, state["savings"].id, 2_500, ledger_pb2.TRANSFER_KIND_POSTED, me.access_token)
+        funded = transfer(state["bank"].id, state["checking"].id, 10_000, ledger_pb2.TRANSFER_KIND_POSTED, op.access_token)
+        moved = transfer(state["checking"].id, state["savings"].id, 2_500, ledger_pb2.TRANSFER_KIND_POSTED, me.access_token)
         hold = transfer(state["checking"].id, state["bank"].id, 1_000, ledger_pb2.TRANSFER_KIND_PENDING, me.access_token, timeout_seconds=600)
         post = ledger_pb2.CreateTransferRequest(id=str(uuid.uuid4()), pending_id=hold.id, kind=ledger_pb2.TRANSFER_KIND_POST_PENDING, amount=600)
-        ledger.CreateTransfer(post, metadata=bearer(me.access_token))
+        posted = ledger.CreateTransfer(post, metadata=bearer(me.access_token)).transfer
+        state["moved"] = [funded.id, moved.id, hold.id, posted.id]
 
     def statement_and_balances():
         me = state["me"]
@@ -152,6 +153,36 @@ def main():
         assert entries[-1].balance_after.posted == 6_900, entries[-1]
         got = accounts.GetAccount(account_pb2.GetAccountRequest(account_id=state["savings"].id), metadata=bearer(me.access_token))
         assert got.balance.posted == 2_500, got
+
+    # StreamEvents (DESIGN "Ledger events"): a customer watches its own
+    # account. Every message carries a cursor; one without an event is a
+    # heartbeat. Resuming from a cursor gives what follows it, once.
+    def events_of_my_account():
+        me = state["me"]
+
+        def transfers(request, count):
+            found, cursors = [], []
+            call = ledger.StreamEvents(request, metadata=bearer(me.access_token), timeout=20)
+            for message in call:
+                if message.HasField("event") and message.event.HasField("transfer"):
+                    found.append(message.event.transfer.transfer.id)
+                    cursors.append(message.cursor)
+                    if len(found) == count:
+                        call.cancel()
+                        break
+            return found, cursors
+
+        watch = ledger_pb2.StreamEventsRequest(account_id=state["checking"].id, start_position=ledger_pb2.START_POSITION_EARLIEST)
+        found, cursors = transfers(watch, 4)
+        assert found == state["moved"], (found, state["moved"])
+        resumed, _ = transfers(ledger_pb2.StreamEventsRequest(account_id=state["checking"].id, cursor=cursors[1]), 2)
+        assert resumed == state["moved"][2:], resumed
+        try:
+            next(iter(ledger.StreamEvents(ledger_pb2.StreamEventsRequest(account_id=state["bank"].id), metadata=bearer(me.access_token), timeout=5)))
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error
+        else:
+            raise AssertionError("a customer watched an account it does not own")
 
     def refresh_and_logout():
         tokens = auth.Refresh(auth_pb2.RefreshRequest(refresh_token=state["me"].refresh_token))
@@ -172,12 +203,13 @@ def main():
         step("create accounts", create_accounts)
         step("fund, transfer, hold and post", move_money)
         step("statement and balances", statement_and_balances)
+        step("the events of my account", events_of_my_account)
         step("refresh, log out, token refused", refresh_and_logout)
     except Exception:  # noqa: BLE001 - the summary below reports it
         pass
     failed = sum(1 for _, error in results if error)
     print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed or len(results) < 6 else 0
+    return 1 if failed or len(results) < 7 else 0
 
 
 if __name__ == "__main__":

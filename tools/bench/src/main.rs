@@ -4,6 +4,7 @@
 
 mod auth;
 mod cpu;
+mod events;
 mod front_door;
 mod ledger;
 mod load;
@@ -65,6 +66,28 @@ enum Suite {
         #[arg(long, default_value = "target/release/folio-ledger")]
         binary: String,
     },
+    /// What ledger events cost: transfers per second with events and with
+    /// a build that writes none, and one consumer's lag (issue 16).
+    Events {
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent callers for the one-per-RPC phase.
+        #[arg(long, default_value_t = 64)]
+        callers: usize,
+        /// Accounts.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// Rounds of (without, with), alternated.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// The ledger binary to run.
+        #[arg(long, default_value = "target/release/folio-ledger")]
+        binary: String,
+        /// The ledger built with `--features bench-without-events`.
+        #[arg(long, default_value = "target/release/folio-ledger-without-events")]
+        without_events_binary: String,
+    },
     /// Transfers per second against the PostgreSQL ceiling; the front door
     /// (direct, nginx, gateway) on CreateTransfer and GetBalance.
     Ledger {
@@ -110,6 +133,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Suite::Replicas { seconds, callers, accounts, binary } => {
             replicas::run(std::time::Duration::from_secs(seconds), callers, accounts, &binary).await
+        }
+        Suite::Events { seconds, callers, accounts, rounds, binary, without_events_binary } => {
+            events::run(events::Options {
+                phase: std::time::Duration::from_secs(seconds),
+                callers,
+                accounts,
+                binary,
+                without_events_binary,
+                rounds,
+            })
+            .await
         }
         Suite::Auth { seconds, logins } => auth::run(std::time::Duration::from_secs(seconds), logins).await,
         Suite::Ledger {
