@@ -343,3 +343,68 @@ async fn events_work_the_same_on_sqlite() {
     assert_eq!(change.transfer.as_ref().unwrap().id, again.id);
     assert_eq!(change.debit.as_ref().unwrap().balance_after.as_ref().unwrap().posted, 25);
 }
+
+#[tokio::test]
+async fn a_reader_too_slow_for_retention_learns_it_mid_stream() {
+    let db = TestDatabase::postgres().await;
+    let settings = [("FOLIO__LEDGER__EVENT_RETENTION_HOURS", "0"), ("FOLIO__LEDGER__EVENT_PRUNE_INTERVAL_MS", "500")];
+    let suite = Suite::start_on(1, db, None, &settings).await;
+    let bank = suite.system_account("USD").await;
+    let account = suite.open(&someone(), AccountKind::Customer, 0, "USD").await;
+    let mut stream = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
+    next(&mut stream).await.unwrap();
+    // Far more events than HTTP/2's windows and buffers hold (about 2 MB of
+    // messages), so the stream task is held up by its reader; the stream
+    // is not read while retention deletes them.
+    const WRITTEN: usize = 5_000;
+    for _ in 0..WRITTEN / 1000 {
+        let transfers =
+            (0..1000).map(|_| support::posted(&bank, &account, 1)).map(|t| folio_proto::ledger::NewTransfer {
+                id: t.id,
+                debit_account_id: t.debit_account_id,
+                credit_account_id: t.credit_account_id,
+                amount: t.amount,
+                asset_code: t.asset_code,
+                kind: t.kind,
+                ..Default::default()
+            });
+        let request = folio_proto::ledger::CreateTransfersRequest { transfers: transfers.collect(), atomic: true };
+        suite.ledger().create_transfers(bearer(request, &suite.writer)).await.unwrap();
+    }
+    let ledger_db = suite.ledger_db().await;
+    wait_until("retention deleting every event", || {
+        let db = &ledger_db;
+        async move {
+            let sql = "SELECT id FROM events";
+            db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().is_empty()
+        }
+    })
+    .await;
+    let mut delivered = 0;
+    let ended = loop {
+        match tokio::time::timeout(WAIT, stream.message()).await {
+            Ok(Ok(Some(message))) => delivered += usize::from(message.event.is_some()),
+            Ok(Ok(None)) => panic!("the stream ended with OK after {delivered} events"),
+            Ok(Err(status)) => break status,
+            Err(_) => panic!("the stream went quiet after {delivered} events"),
+        }
+    };
+    assert!(delivered < WRITTEN, "it could not have read them all: {delivered}");
+    assert_eq!(
+        (ended.code(), support::reason(&ended).as_str()),
+        (Code::FailedPrecondition, "CURSOR_EXPIRED"),
+        "{ended:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_draining_instance_ends_its_streams_with_unavailable() {
+    let mut suite = Suite::start().await;
+    let mut stream = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
+    next(&mut stream).await.unwrap();
+    let stopping = Instant::now();
+    let (_, ended) = tokio::join!(suite.stop_ledger(0), next(&mut stream));
+    assert!(stopping.elapsed() < Duration::from_secs(5), "drained in {:?}", stopping.elapsed());
+    let status = ended.expect_err("the stream ends with an error, not OK");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+}

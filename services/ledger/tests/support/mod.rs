@@ -106,6 +106,11 @@ impl Suite {
         suite
     }
 
+    /// Drains ledger `index` and waits until it has stopped.
+    pub async fn stop_ledger(&mut self, index: usize) {
+        self._running[index].stop().await;
+    }
+
     pub fn channel(&self) -> Channel {
         lazy_channel(&self.ledgers[0].to_string()).unwrap()
     }
