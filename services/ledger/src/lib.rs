@@ -79,13 +79,20 @@ pub async fn serve(config: LoadedConfig, shutdown: CancellationToken) -> anyhow:
     // sweeper, the writer and LedgerAdminService stay on the primary.
     let reads = folio_storage::db::connect_reads(&common.database, SCHEMA, &foundation.db, &shutdown).await?;
     // Event streams read the primary only (DESIGN §6).
-    let hub = app::events::EventHub::start(foundation.db.clone(), settings.events(), shutdown.clone());
+    let hub = app::events::EventHub::start(foundation.db.clone(), settings.events(), shutdown.clone()).await?;
     let cursors = api::events::EventCursors::new(page_tokens.clone());
     if let Some(url) = &settings.events_nats_url {
         api::relay::Relay::spawn(foundation.db.clone(), cursors.clone(), hub.clone(), url.clone(), shutdown.clone());
     }
-    let events =
-        api::events::EventStreams::new(foundation.db.clone(), cursors, hub, auth.verifier.clone(), shutdown.clone());
+    let tail = api::tail::Tail::start(foundation.db.clone(), hub.clone(), shutdown.clone());
+    let events = api::events::EventStreams::new(
+        foundation.db.clone(),
+        cursors,
+        hub,
+        tail,
+        auth.verifier.clone(),
+        shutdown.clone(),
+    );
     let max = common.server.max_message_bytes;
     ServerBuilder::new(SCHEMA, common.server.clone())
         .allow_callers(INTERNAL_CALLERS)

@@ -408,3 +408,38 @@ async fn a_draining_instance_ends_its_streams_with_unavailable() {
     let status = ended.expect_err("the stream ends with an error, not OK");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 }
+
+#[tokio::test]
+async fn many_streams_near_the_head_read_the_log_no_more_than_one() {
+    let db = TestDatabase::postgres().await;
+    let settings = [("FOLIO__LEDGER__EVENT_STREAMS_PER_PRINCIPAL", "100")];
+    let suite = Suite::start_on(1, db, None, &settings).await;
+    let bank = suite.system_account("USD").await;
+    let mut accounts = Vec::new();
+    for _ in 0..40 {
+        accounts.push(suite.open(&someone(), AccountKind::Customer, 0, "USD").await);
+    }
+    let mut streams = Vec::new();
+    for account in &accounts {
+        let request = StreamEventsRequest { account_id: account.clone(), ..Default::default() };
+        let mut stream = open(&suite, request, &suite.writer).await.unwrap();
+        next(&mut stream).await.unwrap();
+        streams.push(stream);
+    }
+    let reads = |by: &'static str| suite.ledger_counter(0, "folio_ledger_event_log_reads_total", by);
+    let (tail_before, catch_up_before) = (reads("tail").await, reads("catch_up").await);
+    for round in 0..5 {
+        for account in &accounts {
+            suite.fund(&bank, account, round + 1).await;
+        }
+    }
+    for stream in &mut streams {
+        let (found, _) = events(stream, 5).await;
+        let amounts: Vec<i64> = found.iter().map(|e| transfer_of(e).transfer.as_ref().unwrap().amount).collect();
+        assert_eq!(amounts, [1, 2, 3, 4, 5], "each stream gets its own account's events, in order");
+    }
+    let (tail, catch_up) = (reads("tail").await - tail_before, reads("catch_up").await - catch_up_before);
+    assert_eq!(catch_up, 0.0, "no stream near the head read the log itself");
+    assert!(tail <= 200.0, "the log was read {tail} times for 200 events and 40 streams");
+    assert!(tail >= 1.0, "the tail read the log");
+}

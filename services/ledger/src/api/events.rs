@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status};
 
+use super::tail::{Slice, Tail};
 use super::{convert, ledger::fail, parse};
 use crate::app::events::{Admitted, EventHub};
 use crate::domain::{Actor, EventKind};
@@ -65,6 +66,7 @@ pub struct EventStreams {
     db: DatabaseConnection,
     cursors: EventCursors,
     hub: EventHub,
+    tail: Tail,
     verifier: TokenVerifier,
     shutdown: CancellationToken,
 }
@@ -84,10 +86,11 @@ impl EventStreams {
         db: DatabaseConnection,
         cursors: EventCursors,
         hub: EventHub,
+        tail: Tail,
         verifier: TokenVerifier,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { db, cursors, hub, verifier, shutdown }
+        Self { db, cursors, hub, tail, verifier, shutdown }
     }
 
     /// Checks the request and starts its stream.
@@ -184,47 +187,72 @@ impl EventStreams {
         sender: &mpsc::Sender<Result<pb::StreamEventsResponse, Status>>,
     ) -> Result<(), Status> {
         let heartbeat = self.hub.settings().heartbeat;
-        let mut head = self.hub.head();
+        let mut changes = self.tail.changes();
         let send = |position: i64, event: Option<pb::Event>| {
             sender.send(Ok(pb::StreamEventsResponse { cursor: self.cursor(position), event }))
         };
         send(watch.position, None).await.map_err(|_| gone())?;
         let mut quiet_until = Instant::now() + heartbeat;
         loop {
-            if *head.borrow_and_update() > watch.position {
-                let after = watch.position;
-                let window = {
-                    let _turn = self.hub.read_turn().await;
-                    events::read(&self.db, watch.position, READ_SCAN, READ_LIMIT, &watch.filter)
-                        .await
-                        .map_err(db_failure)?
-                };
-                if window.expired_after(watch.position) {
-                    return Err(expired());
+            let end = *changes.borrow_and_update();
+            let more = match self.tail.after(watch.position, &watch.filter, READ_LIMIT as usize) {
+                Slice::Expired => return Err(expired()),
+                Slice::Events { events, upto } => {
+                    for event in &events {
+                        watch.position = event.position;
+                        send(event.position, Some(event.message.clone())).await.map_err(|_| gone())?;
+                        quiet_until = Instant::now() + heartbeat;
+                    }
+                    // Past what the filter left out; the next heartbeat hands it out.
+                    watch.position = watch.position.max(upto);
+                    watch.position < end
                 }
-                let complete = (window.events.len() as u64) < READ_LIMIT;
-                for event in &window.events {
-                    watch.position = event.position;
-                    send(event.position, Some(convert::event(event))).await.map_err(|_| gone())?;
-                    quiet_until = Instant::now() + heartbeat;
+                Slice::Behind => {
+                    let (sent, more) = self.catch_up(watch, &send).await?;
+                    if sent {
+                        quiet_until = Instant::now() + heartbeat;
+                    }
+                    more
                 }
-                if complete {
-                    // Everything up to here was looked at (the filter kept
-                    // the rest back); the next heartbeat hands it out.
-                    watch.position = watch.position.max(window.head.min(after.saturating_add(READ_SCAN)));
-                }
-                if watch.position < window.head {
-                    continue;
-                }
+            };
+            if more {
+                continue;
             }
             tokio::select! {
-                changed = head.changed() => changed.map_err(|_| draining())?,
+                changed = changes.changed() => changed.map_err(|_| draining())?,
                 () = sleep_until(quiet_until) => {
                     send(watch.position, None).await.map_err(|_| gone())?;
                     quiet_until = Instant::now() + heartbeat;
                 }
             }
         }
+    }
+
+    /// One read of the log for a stream older than the tail's buffer:
+    /// whether it sent anything, and whether there is more to read.
+    async fn catch_up<F, Fut>(&self, watch: &mut Watch, send: &F) -> Result<(bool, bool), Status>
+    where
+        F: Fn(i64, Option<pb::Event>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), mpsc::error::SendError<Result<pb::StreamEventsResponse, Status>>>>,
+    {
+        let after = watch.position;
+        metrics::counter!("folio_ledger_event_log_reads_total", "by" => "catch_up").increment(1);
+        let window = {
+            let _turn = self.hub.read_turn().await;
+            events::read(&self.db, after, READ_SCAN, READ_LIMIT, &watch.filter).await.map_err(db_failure)?
+        };
+        if window.expired_after(after) {
+            return Err(expired());
+        }
+        for event in &window.events {
+            watch.position = event.position;
+            send(event.position, Some(convert::event(event))).await.map_err(|_| gone())?;
+        }
+        if (window.events.len() as u64) < READ_LIMIT {
+            // Everything up to here was looked at (the filter kept the rest back).
+            watch.position = watch.position.max(window.head.min(after.saturating_add(READ_SCAN)));
+        }
+        Ok((!window.events.is_empty(), watch.position < window.head))
     }
 }
 

@@ -7,3 +7,4 @@ pub mod events;
 pub mod ledger;
 pub mod parse;
 pub mod relay;
+pub mod tail;

@@ -134,7 +134,7 @@ impl Relay {
                 .ok_or_else(|| anyhow::anyhow!("the stream's last message has no Nats-Msg-Id"))?;
             (self.cursors.position(&id).map_err(|e| anyhow::anyhow!("the stream's last Nats-Msg-Id: {e}"))?, Some(id))
         };
-        let mut head = self.hub.head();
+        let mut head = self.hub.bounds();
         loop {
             if !self.hold_lease().await? {
                 return Ok(());

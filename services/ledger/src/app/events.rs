@@ -1,5 +1,5 @@
-//! What every event stream of one ledger instance shares: the log's head,
-//! polled once for all of them (an idle stream holds no connection and asks
+//! What every event stream of one ledger instance shares: the log's bounds
+//! (head and oldest retained event), polled once for all of them (an idle stream holds no connection and asks
 //! nothing), a bound on how many streams read the log at once (so streams
 //! never take the whole pool from unary calls), the stream caps, and
 //! retention.
@@ -15,7 +15,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::events;
+use crate::store::events::{self, Bounds};
 
 /// Tuning of the event streams.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +39,7 @@ pub struct EventSettings {
 /// Shared by the streams of one instance.
 #[derive(Clone)]
 pub struct EventHub {
-    head: watch::Receiver<i64>,
+    bounds: watch::Receiver<Bounds>,
     readers: Arc<Semaphore>,
     open: Arc<Mutex<OpenStreams>>,
     settings: EventSettings,
@@ -72,18 +72,23 @@ impl Drop for Admitted {
 }
 
 impl EventHub {
-    /// Starts polling the head and pruning the log until `shutdown`.
-    pub fn start(db: DatabaseConnection, settings: EventSettings, shutdown: CancellationToken) -> Self {
-        let (publish, head) = watch::channel(0);
+    /// Reads the log's bounds, then starts polling them and pruning the
+    /// log until `shutdown`.
+    pub async fn start(
+        db: DatabaseConnection,
+        settings: EventSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, sea_orm::DbErr> {
+        let (publish, bounds) = watch::channel(events::bounds(&db).await?);
         let poll_db = db.clone();
         folio_runtime::tasks::spawn_every(settings.poll_interval, shutdown.clone(), move || {
             let (db, publish) = (poll_db.clone(), publish.clone());
             async move {
-                match events::head(&db).await {
-                    Ok(head) => {
-                        publish.send_if_modified(|known| std::mem::replace(known, head) != head);
+                match events::bounds(&db).await {
+                    Ok(now) => {
+                        publish.send_if_modified(|known| std::mem::replace(known, now) != now);
                     }
-                    Err(error) => tracing::warn!(%error, "reading the event log's head failed"),
+                    Err(error) => tracing::warn!(%error, "reading the event log's bounds failed"),
                 }
             }
         });
@@ -92,7 +97,7 @@ impl EventHub {
             let db = db.clone();
             async move { prune(&db, retention).await }
         });
-        Self { head, readers: Arc::new(Semaphore::new(settings.readers.max(1))), open: Arc::default(), settings }
+        Ok(Self { bounds, readers: Arc::new(Semaphore::new(settings.readers.max(1))), open: Arc::default(), settings })
     }
 
     /// The settings the streams follow.
@@ -100,9 +105,10 @@ impl EventHub {
         &self.settings
     }
 
-    /// A receiver of the log's head as last polled.
-    pub fn head(&self) -> watch::Receiver<i64> {
-        self.head.clone()
+    /// A receiver of the log's bounds as last polled (its head, and the
+    /// oldest event retention left).
+    pub fn bounds(&self) -> watch::Receiver<Bounds> {
+        self.bounds.clone()
     }
 
     /// A turn to read the log.

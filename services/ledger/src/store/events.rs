@@ -177,10 +177,29 @@ async fn append_sqlite(db: &impl ConnectionTrait, rows: &[Row<'_>]) -> Result<()
     Ok(())
 }
 
-/// The newest event's position (0 when none was ever written).
-pub async fn head(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
-    let rows = query_all(db, "SELECT last_position FROM event_log WHERE id = 1", Vec::new()).await?;
-    rows.first().map_or(Ok(0), |row| row.try_get("", "last_position"))
+/// Where the log begins and ends, read in one snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bounds {
+    /// The newest event's position (0 when none was ever written).
+    pub head: i64,
+    /// The oldest event retained, if any is.
+    pub first_retained: Option<i64>,
+}
+
+impl Bounds {
+    /// Whether an event after `position` has been deleted by retention
+    /// (ids are dense, so a missing id below the head was deleted).
+    pub fn expired_after(&self, position: i64) -> bool {
+        position < self.head && self.first_retained.is_none_or(|first| first > position + 1)
+    }
+}
+
+/// The log's bounds now.
+pub async fn bounds(db: &impl ConnectionTrait) -> Result<Bounds, DbErr> {
+    let sql = "SELECT last_position, (SELECT MIN(id) FROM events) AS first_retained FROM event_log WHERE id = 1";
+    let rows = query_all(db, sql, Vec::new()).await?;
+    let row = rows.first().ok_or_else(|| DbErr::Custom("the event log has no head row".to_owned()))?;
+    Ok(Bounds { head: row.try_get("", "last_position")?, first_retained: row.try_get("", "first_retained")? })
 }
 
 /// Which events a stream wants.
@@ -190,6 +209,15 @@ pub struct EventFilter {
     pub account_id: Option<String>,
     /// Only these kinds; empty: all.
     pub kinds: Vec<EventKind>,
+}
+
+impl EventFilter {
+    /// Whether an event of `kind` touching `accounts` passes (the SQL of
+    /// `read` says the same).
+    pub fn matches(&self, kind: EventKind, accounts: &[String]) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && self.account_id.as_ref().is_none_or(|account| accounts.contains(account))
+    }
 }
 
 /// What one read of the log saw, all in one snapshot.
@@ -204,10 +232,9 @@ pub struct Window {
 }
 
 impl Window {
-    /// Whether an event after `position` has been deleted by retention
-    /// (ids are dense, so a missing id below the head was deleted).
+    /// Whether an event after `position` has been deleted by retention.
     pub fn expired_after(&self, position: i64) -> bool {
-        position < self.head && self.first_retained.is_none_or(|first| first > position + 1)
+        Bounds { head: self.head, first_retained: self.first_retained }.expired_after(position)
     }
 }
 

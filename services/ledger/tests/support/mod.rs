@@ -29,6 +29,8 @@ const LEDGER_SECRET: &str = "ledger-secret-0123456789abcdef-0123456789abcdef";
 pub struct Suite {
     pub auth: Auth,
     pub ledgers: Vec<SocketAddr>,
+    /// Each ledger's admin HTTP address (`/metrics`).
+    pub ledger_admins: Vec<SocketAddr>,
     pub db: TestDatabase,
     /// With SQLite each service has a file of its own.
     _auth_db: Option<TestDatabase>,
@@ -85,6 +87,7 @@ impl Suite {
         let write_only = auth.service_token(ADMIN_ID, ADMIN_SECRET, &["ledger:write"]).await;
         let suite = Self {
             ledgers: running.iter().map(|ledger| ledger.grpc_addr).collect(),
+            ledger_admins: running.iter().map(|ledger| ledger.admin_addr).collect(),
             auth,
             db,
             _auth_db: auth_db,
@@ -109,6 +112,16 @@ impl Suite {
     /// Drains ledger `index` and waits until it has stopped.
     pub async fn stop_ledger(&mut self, index: usize) {
         self._running[index].stop().await;
+    }
+
+    /// The sum of a counter's samples whose line contains `label`, from ledger `index`'s `/metrics`.
+    pub async fn ledger_counter(&self, index: usize, name: &str, label: &str) -> f64 {
+        let (_, metrics) = folio_testkit::probe::http_get(self.ledger_admins[index], "/metrics").await;
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(name) && line.contains(label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     pub fn channel(&self) -> Channel {
