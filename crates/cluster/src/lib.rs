@@ -66,9 +66,16 @@ pub struct Auth {
 impl Auth {
     /// Starts auth.
     pub async fn start(database_url: &str, service_accounts: &str) -> Self {
+        Self::start_with(database_url, service_accounts, &[]).await
+    }
+
+    /// Starts auth with `extra` settings (for example a short token lifetime).
+    pub async fn start_with(database_url: &str, service_accounts: &str, extra: &[(&str, &str)]) -> Self {
         folio_testkit::init_logs();
         let operator_email = format!("{}@folio.test", unique("op"));
-        let running = serve::<folio_auth::Binary>(auth_env(database_url, &operator_email, service_accounts)).await;
+        let mut settings = auth_env(database_url, &operator_email, service_accounts);
+        settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let running = serve::<folio_auth::Binary>(settings).await;
         Self { running, operator_email }
     }
 

@@ -443,3 +443,22 @@ async fn many_streams_near_the_head_read_the_log_no_more_than_one() {
     assert!(tail <= 200.0, "the log was read {tail} times for 200 events and 40 streams");
     assert!(tail >= 1.0, "the tail read the log");
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires() {
+    let db = TestDatabase::postgres().await;
+    let suite = Suite::start_on(1, db, None, &[("FOLIO__AUTH__ACCESS_TOKEN_TTL_SECS", "3")]).await;
+    let erin = suite.customer().await;
+    let account = suite.open(&erin.id, AccountKind::Customer, 0, "USD").await;
+    let request = StreamEventsRequest { account_id: account, ..Default::default() };
+    let mut stream = open(&suite, request, &erin.token).await.unwrap();
+    let opened = Instant::now();
+    next(&mut stream).await.unwrap();
+    let status = next(&mut stream).await.expect_err("the stream ends with an error");
+    assert_eq!(
+        (status.code(), support::reason(&status).as_str()),
+        (Code::Unauthenticated, "TOKEN_EXPIRED"),
+        "{status:?}"
+    );
+    assert!(opened.elapsed() <= Duration::from_secs(4), "ended {:?} after opening with a 3 s token", opened.elapsed());
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use folio_errors::{Failure, FolioError, Reason};
 use folio_proto::ledger as pb;
 use folio_storage::paging::PageTokens;
-use folio_tokens::TokenVerifier;
+use folio_tokens::{TokenVerifier, principal};
 use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -75,6 +75,8 @@ pub struct EventStreams {
 struct Watch {
     filter: EventFilter,
     token: String,
+    /// When the token expires (Unix seconds).
+    expires_at: i64,
     position: i64,
     _admitted: Admitted,
 }
@@ -96,6 +98,7 @@ impl EventStreams {
     /// Checks the request and starts its stream.
     pub async fn open(&self, actor: &Actor, request: Request<pb::StreamEventsRequest>) -> Result<EventStream, Status> {
         let token = bearer(&request).ok_or_else(|| fail(FolioError::new(Reason::TokenMissing, "no bearer token")))?;
+        let expires_at = principal(&request).map_err(fail)?.expires_at;
         let pb::StreamEventsRequest { cursor, start_position, account_id, event_types } = request.into_inner();
         let filter = self.filter(actor, &account_id, &event_types).await.map_err(fail)?;
         let admitted = self.hub.admit(&actor.subject).map_err(fail)?;
@@ -104,7 +107,7 @@ impl EventStreams {
             cursor => self.resume(cursor).await?,
         };
         let (sender, receiver) = mpsc::channel(2);
-        let watch = Watch { filter, token, position, _admitted: admitted };
+        let watch = Watch { filter, token, expires_at, position, _admitted: admitted };
         tokio::spawn(self.clone().feed(watch, sender));
         Ok(ReceiverStream::new(receiver))
     }
@@ -157,9 +160,10 @@ impl EventStreams {
     /// Feeds one stream until it ends; its last message says why.
     async fn feed(self, mut watch: Watch, sender: mpsc::Sender<Result<pb::StreamEventsResponse, Status>>) {
         let token = std::mem::take(&mut watch.token);
+        let expires_at = watch.expires_at;
         let ended = tokio::select! {
             ended = self.deliver(&mut watch, &sender) => ended,
-            ended = self.guard(&token) => ended,
+            ended = self.guard(&token, expires_at) => ended,
             () = sender.closed() => return,
         };
         if let Err(status) = ended {
@@ -168,14 +172,18 @@ impl EventStreams {
         }
     }
 
-    /// Ends with the token's failure (revoked, expired) or on drain.
-    async fn guard(&self, token: &str) -> Result<(), Status> {
+    /// Ends with the token's failure (revoked; expired, at its `exp`) or on drain.
+    async fn guard(&self, token: &str, expires_at: i64) -> Result<(), Status> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let left = expires_at.saturating_sub(i64::try_from(now).unwrap_or(i64::MAX));
+        let expiry = Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0));
         loop {
             tokio::select! {
                 () = tokio::time::sleep(TOKEN_CHECK) => {}
-                () = self.shutdown.cancelled() => {
-                    return Err(fail(FolioError::new(Reason::Overloaded, "the ledger is draining; reconnect with your cursor")));
+                () = sleep_until(expiry) => {
+                    return Err(fail(FolioError::new(Reason::TokenExpired, "the access token has expired; reconnect with a fresh one and your cursor")));
                 }
+                () = self.shutdown.cancelled() => return Err(draining()),
             }
             self.verifier.verify(token).await.map_err(fail)?;
         }

@@ -70,13 +70,15 @@ impl Suite {
         let accounts = format!(
             "{ADMIN_ID}:{ADMIN_SECRET}:ledger:admin ledger:read ledger:write;{LEDGER_ID}:{LEDGER_SECRET}:auth:internal"
         );
-        let auth = Auth::start(auth_db.as_ref().map_or(&db.url, |d| &d.url), &accounts).await;
+        // `FOLIO__AUTH__*` settings go to auth, the rest to the ledgers.
+        let (auth_extra, extra): (Vec<_>, Vec<_>) = extra.iter().partition(|(k, _)| k.starts_with("FOLIO__AUTH__"));
+        let auth = Auth::start_with(auth_db.as_ref().map_or(&db.url, |d| &d.url), &accounts, &auth_extra).await;
         let mut settings = vec![
             ("FOLIO__DATABASE__URL", db.url.as_str()),
             ("FOLIO__LEDGER__BOOTSTRAP_ASSETS", "USD:2,EUR:2"),
             ("FOLIO__LEDGER__SWEEP_INTERVAL_MS", "200"),
         ];
-        settings.extend_from_slice(extra);
+        settings.extend_from_slice(&extra);
         let mut running = Vec::new();
         for _ in 0..ledgers {
             running.push(cluster::start::<folio_ledger::Binary>(&auth, (LEDGER_ID, LEDGER_SECRET), &settings).await);
