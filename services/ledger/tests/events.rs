@@ -419,6 +419,8 @@ async fn many_streams_near_the_head_read_the_log_no_more_than_one() {
     for _ in 0..40 {
         accounts.push(suite.open(&someone(), AccountKind::Customer, 0, "USD").await);
     }
+    let reads = |by: &'static str| suite.ledger_counter(0, "folio_ledger_event_log_reads_total", by);
+    assert_eq!(reads("tail").await, 0.0, "41 accounts opened, and nobody watching: nothing read");
     let mut streams = Vec::new();
     for account in &accounts {
         let request = StreamEventsRequest { account_id: account.clone(), ..Default::default() };
@@ -426,7 +428,6 @@ async fn many_streams_near_the_head_read_the_log_no_more_than_one() {
         next(&mut stream).await.unwrap();
         streams.push(stream);
     }
-    let reads = |by: &'static str| suite.ledger_counter(0, "folio_ledger_event_log_reads_total", by);
     let (tail_before, catch_up_before) = (reads("tail").await, reads("catch_up").await);
     for round in 0..5 {
         for account in &accounts {

@@ -9,7 +9,8 @@
 //! once, converts it once, and keeps the newest few thousand in memory;
 //! a stream near the head filters them there, and only a stream further
 //! behind than the buffer reads the log itself (its own catch-up, through
-//! the bounded read turns of `EventHub`).
+//! the bounded read turns of `EventHub`). With no stream open, it reads
+//! nothing: writing events costs the write path alone.
 
 use std::{
     collections::VecDeque,
@@ -122,8 +123,24 @@ async fn follow(
     publish: watch::Sender<i64>,
     shutdown: CancellationToken,
 ) {
-    let mut bounds = hub.bounds();
+    let (mut bounds, mut streams) = (hub.bounds(), hub.streams());
     loop {
+        if *streams.borrow_and_update() == 0 {
+            // Nobody watches: read nothing, keep nothing, and start at the
+            // head when a stream opens (older events are its catch-up).
+            let head = bounds.borrow_and_update().head;
+            {
+                let mut buffer = buffer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                buffer.events.clear();
+                (buffer.start, buffer.end) = (head, head);
+            }
+            publish.send_replace(head);
+            tokio::select! {
+                changed = streams.changed() => if changed.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
+            continue;
+        }
         let end = buffer.read().unwrap_or_else(std::sync::PoisonError::into_inner).end;
         if bounds.borrow_and_update().head > end {
             metrics::counter!("folio_ledger_event_log_reads_total", "by" => "tail").increment(1);
@@ -148,6 +165,7 @@ async fn follow(
         }
         tokio::select! {
             changed = bounds.changed() => if changed.is_err() { return },
+            changed = streams.changed() => if changed.is_err() { return },
             () = shutdown.cancelled() => return,
         }
     }

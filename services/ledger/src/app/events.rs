@@ -40,15 +40,24 @@ pub struct EventSettings {
 #[derive(Clone)]
 pub struct EventHub {
     bounds: watch::Receiver<Bounds>,
+    streams: watch::Receiver<usize>,
     readers: Arc<Semaphore>,
     open: Arc<Mutex<OpenStreams>>,
     settings: EventSettings,
 }
 
-#[derive(Default)]
 struct OpenStreams {
     total: usize,
     by_principal: HashMap<String, usize>,
+    /// `total`, for whoever waits for the first stream (the tail).
+    publish: watch::Sender<usize>,
+}
+
+impl OpenStreams {
+    fn counted(&self) {
+        metrics::gauge!("folio_ledger_event_streams").set(self.total as f64);
+        self.publish.send_replace(self.total);
+    }
 }
 
 /// One admitted stream; dropping it frees its place.
@@ -67,7 +76,7 @@ impl Drop for Admitted {
                 open.by_principal.remove(&self.principal);
             }
         }
-        metrics::gauge!("folio_ledger_event_streams").set(open.total as f64);
+        open.counted();
     }
 }
 
@@ -97,7 +106,9 @@ impl EventHub {
             let db = db.clone();
             async move { prune(&db, retention).await }
         });
-        Ok(Self { bounds, readers: Arc::new(Semaphore::new(settings.readers.max(1))), open: Arc::default(), settings })
+        let (publish, streams) = watch::channel(0);
+        let open = Arc::new(Mutex::new(OpenStreams { total: 0, by_principal: HashMap::new(), publish }));
+        Ok(Self { bounds, streams, readers: Arc::new(Semaphore::new(settings.readers.max(1))), open, settings })
     }
 
     /// The settings the streams follow.
@@ -109,6 +120,11 @@ impl EventHub {
     /// oldest event retention left).
     pub fn bounds(&self) -> watch::Receiver<Bounds> {
         self.bounds.clone()
+    }
+
+    /// A receiver of how many streams are open on this instance.
+    pub fn streams(&self) -> watch::Receiver<usize> {
+        self.streams.clone()
     }
 
     /// A turn to read the log.
@@ -133,7 +149,7 @@ impl EventHub {
         }
         open.total += 1;
         *open.by_principal.entry(principal.to_owned()).or_default() += 1;
-        metrics::gauge!("folio_ledger_event_streams").set(open.total as f64);
+        open.counted();
         Ok(Admitted { open: Arc::clone(&self.open), principal: principal.to_owned() })
     }
 }
