@@ -131,18 +131,19 @@ impl EventStreams {
     }
 
     async fn start(&self, start: i32) -> Result<i64, Status> {
-        let bounds = events::read(&self.db, 0, 0, 0, &EventFilter::default()).await.map_err(db_failure)?;
-        match pb::StartPosition::try_from(start) {
-            Ok(pb::StartPosition::Earliest) => Ok(bounds.first_retained.map_or(bounds.head, |first| first - 1)),
-            Ok(pb::StartPosition::Latest | pb::StartPosition::Unspecified) => Ok(bounds.head),
-            Err(_) => Err(fail(FolioError::invalid_field("start_position", "is not a StartPosition"))),
-        }
+        let start = pb::StartPosition::try_from(start)
+            .map_err(|_| fail(FolioError::invalid_field("start_position", "is not a StartPosition")))?;
+        let bounds = events::bounds(&self.db).await.map_err(db_failure)?;
+        Ok(match start {
+            pb::StartPosition::Earliest => bounds.first_retained.map_or(bounds.head, |first| first - 1),
+            pb::StartPosition::Latest | pb::StartPosition::Unspecified => bounds.head,
+        })
     }
 
     /// The position `cursor` names, unless retention overtook it.
     async fn resume(&self, cursor: &str) -> Result<i64, Status> {
         let position = self.position(cursor).map_err(fail)?;
-        let bounds = events::read(&self.db, position, 0, 0, &EventFilter::default()).await.map_err(db_failure)?;
+        let bounds = events::bounds(&self.db).await.map_err(db_failure)?;
         if bounds.expired_after(position) {
             return Err(expired());
         }

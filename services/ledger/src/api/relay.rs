@@ -178,7 +178,7 @@ impl Relay {
 
     /// Just before the oldest event kept.
     async fn earliest(&self) -> anyhow::Result<i64> {
-        let bounds = events::read(&self.db, 0, 0, 0, &EventFilter::default()).await?;
+        let bounds = events::bounds(&self.db).await?;
         Ok(bounds.first_retained.map_or(bounds.head, |first| first - 1))
     }
 }
