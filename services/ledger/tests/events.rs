@@ -1,72 +1,20 @@
 //! `StreamEvents` (DESIGN "Ledger events") over real gRPC: what each change
 //! reports, resuming strictly after a cursor, filters, who may watch,
-//! heartbeats, retention, the stream caps and revocation.
+//! heartbeats, and the same on SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use folio_cluster::wait_until;
-use folio_proto::auth::LogoutRequest;
 use folio_proto::ledger::{
     AccountKind, AccountStatus, Event, EventType, ListAssetsRequest, SetAccountStatusRequest, SetOverdraftLimitRequest,
-    StartPosition, StreamEventsRequest, StreamEventsResponse, TransferKind, TransferStatus, event::Change,
+    StreamEventsRequest, TransferKind, TransferStatus, event::Change,
 };
 use folio_testkit::TestDatabase;
-use sea_orm::{ConnectionTrait, Statement};
+use support::events::{earliest, events, from, next, open, someone, transfer_of};
 use support::{Suite, assert_reason, bearer, pending, resolve};
-use tonic::{Code, Streaming};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A new owner id.
-fn someone() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn from(cursor: &str) -> StreamEventsRequest {
-    StreamEventsRequest { cursor: cursor.to_owned(), ..Default::default() }
-}
-
-fn earliest() -> StreamEventsRequest {
-    StreamEventsRequest { start_position: StartPosition::Earliest as i32, ..Default::default() }
-}
-
-async fn open(
-    suite: &Suite,
-    request: StreamEventsRequest,
-    token: &str,
-) -> Result<Streaming<StreamEventsResponse>, tonic::Status> {
-    suite.ledger().stream_events(bearer(request, token)).await.map(tonic::Response::into_inner)
-}
-
-/// The next message, failing the test after `WAIT`.
-async fn next(stream: &mut Streaming<StreamEventsResponse>) -> Result<StreamEventsResponse, tonic::Status> {
-    match tokio::time::timeout(WAIT, stream.message()).await.expect("a message within the wait") {
-        Ok(Some(message)) => Ok(message),
-        Ok(None) => panic!("the stream ended with OK"),
-        Err(status) => Err(status),
-    }
-}
-
-/// The next `count` events (heartbeats skipped) and the cursor after the last.
-async fn events(stream: &mut Streaming<StreamEventsResponse>, count: usize) -> (Vec<Event>, String) {
-    let (mut found, mut cursor) = (Vec::new(), String::new());
-    while found.len() < count {
-        let message = next(stream).await.unwrap();
-        cursor = message.cursor;
-        found.extend(message.event);
-    }
-    (found, cursor)
-}
-
-fn transfer_of(event: &Event) -> &folio_proto::ledger::TransferEvent {
-    match &event.change {
-        Some(Change::Transfer(transfer)) => transfer,
-        other => panic!("not a transfer event: {other:?}"),
-    }
-}
+use tonic::Code;
 
 #[tokio::test]
 async fn each_change_reports_its_record_and_both_entries_in_commit_order() {
@@ -261,71 +209,6 @@ async fn an_idle_stream_gets_heartbeats_that_carry_its_position() {
 }
 
 #[tokio::test]
-async fn a_cursor_overtaken_by_retention_has_expired_and_a_current_one_has_not() {
-    let db = TestDatabase::postgres().await;
-    let settings = [("FOLIO__LEDGER__EVENT_RETENTION_HOURS", "0"), ("FOLIO__LEDGER__EVENT_PRUNE_INTERVAL_MS", "100")];
-    let suite = Suite::start_on(1, db, None, &settings).await;
-    let bank = suite.system_account("USD").await;
-    let account = suite.open(&someone(), AccountKind::Customer, 0, "USD").await;
-    let mut stream = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
-    let old = next(&mut stream).await.unwrap().cursor;
-    drop(stream);
-    suite.fund(&bank, &account, 5).await;
-    let ledger_db = suite.ledger_db().await;
-    wait_until("retention deleting every event", || {
-        let db = &ledger_db;
-        async move {
-            let rows = db
-                .query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT id FROM events"))
-                .await
-                .unwrap();
-            rows.is_empty()
-        }
-    })
-    .await;
-    assert_reason(open(&suite, from(&old), &suite.writer).await, Code::FailedPrecondition, "CURSOR_EXPIRED");
-    // From the oldest retained (none: the head) nothing was lost.
-    let mut fresh = open(&suite, earliest(), &suite.writer).await.unwrap();
-    let current = next(&mut fresh).await.unwrap().cursor;
-    let mut resumed = open(&suite, from(&current), &suite.writer).await.unwrap();
-    assert!(next(&mut resumed).await.unwrap().event.is_none(), "a current cursor is not expired");
-}
-
-#[tokio::test]
-async fn streams_are_capped_per_caller_and_end_when_the_token_is_revoked() {
-    let suite = Suite::start().await;
-    let dave = suite.customer().await;
-    let account = suite.open(&dave.id, AccountKind::Customer, 0, "USD").await;
-    let request = StreamEventsRequest { account_id: account.clone(), ..Default::default() };
-    let mut streams = Vec::new();
-    for _ in 0..4 {
-        let mut stream = open(&suite, request.clone(), &dave.token).await.unwrap();
-        next(&mut stream).await.unwrap();
-        streams.push(stream);
-    }
-    assert_reason(open(&suite, request.clone(), &dave.token).await, Code::ResourceExhausted, "RATE_LIMITED");
-    let other = suite.customer().await;
-    let theirs = suite.open(&other.id, AccountKind::Customer, 0, "USD").await;
-    let bystander = StreamEventsRequest { account_id: theirs, ..Default::default() };
-    let mut bystander = open(&suite, bystander, &other.token).await.expect("another caller is not capped by dave");
-    next(&mut bystander).await.unwrap();
-    streams.pop();
-    wait_until("a closed stream freeing its place", || {
-        let (suite, request, token) = (&suite, request.clone(), dave.token.clone());
-        async move { open(suite, request, &token).await.is_ok() }
-    })
-    .await;
-
-    suite.auth.client().logout(bearer(LogoutRequest {}, &dave.token)).await.unwrap();
-    let revoked = Instant::now();
-    let ended = next(&mut streams[0]).await;
-    assert!(revoked.elapsed() < Duration::from_secs(5), "ended {:?} after the revocation", revoked.elapsed());
-    let status = ended.expect_err("the stream ends with an error");
-    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-    assert_eq!(support::reason(&status), "TOKEN_REVOKED");
-}
-
-#[tokio::test]
 async fn events_work_the_same_on_sqlite() {
     let suite = Suite::start_with(1, true).await;
     let bank = suite.system_account("USD").await;
@@ -342,124 +225,4 @@ async fn events_work_the_same_on_sqlite() {
     let change = transfer_of(&found[0]);
     assert_eq!(change.transfer.as_ref().unwrap().id, again.id);
     assert_eq!(change.debit.as_ref().unwrap().balance_after.as_ref().unwrap().posted, 25);
-}
-
-#[tokio::test]
-async fn a_reader_too_slow_for_retention_learns_it_mid_stream() {
-    let db = TestDatabase::postgres().await;
-    let settings = [("FOLIO__LEDGER__EVENT_RETENTION_HOURS", "0"), ("FOLIO__LEDGER__EVENT_PRUNE_INTERVAL_MS", "500")];
-    let suite = Suite::start_on(1, db, None, &settings).await;
-    let bank = suite.system_account("USD").await;
-    let account = suite.open(&someone(), AccountKind::Customer, 0, "USD").await;
-    let mut stream = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
-    next(&mut stream).await.unwrap();
-    // Far more events than HTTP/2's windows and buffers hold (about 2 MB of
-    // messages), so the stream task is held up by its reader; the stream
-    // is not read while retention deletes them.
-    const WRITTEN: usize = 5_000;
-    for _ in 0..WRITTEN / 1000 {
-        let transfers =
-            (0..1000).map(|_| support::posted(&bank, &account, 1)).map(|t| folio_proto::ledger::NewTransfer {
-                id: t.id,
-                debit_account_id: t.debit_account_id,
-                credit_account_id: t.credit_account_id,
-                amount: t.amount,
-                asset_code: t.asset_code,
-                kind: t.kind,
-                ..Default::default()
-            });
-        let request = folio_proto::ledger::CreateTransfersRequest { transfers: transfers.collect(), atomic: true };
-        suite.ledger().create_transfers(bearer(request, &suite.writer)).await.unwrap();
-    }
-    let ledger_db = suite.ledger_db().await;
-    wait_until("retention deleting every event", || {
-        let db = &ledger_db;
-        async move {
-            let sql = "SELECT id FROM events";
-            db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().is_empty()
-        }
-    })
-    .await;
-    let mut delivered = 0;
-    let ended = loop {
-        match tokio::time::timeout(WAIT, stream.message()).await {
-            Ok(Ok(Some(message))) => delivered += usize::from(message.event.is_some()),
-            Ok(Ok(None)) => panic!("the stream ended with OK after {delivered} events"),
-            Ok(Err(status)) => break status,
-            Err(_) => panic!("the stream went quiet after {delivered} events"),
-        }
-    };
-    assert!(delivered < WRITTEN, "it could not have read them all: {delivered}");
-    assert_eq!(
-        (ended.code(), support::reason(&ended).as_str()),
-        (Code::FailedPrecondition, "CURSOR_EXPIRED"),
-        "{ended:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_draining_instance_ends_its_streams_with_unavailable() {
-    let mut suite = Suite::start().await;
-    let mut stream = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
-    next(&mut stream).await.unwrap();
-    let stopping = Instant::now();
-    let (_, ended) = tokio::join!(suite.stop_ledger(0), next(&mut stream));
-    assert!(stopping.elapsed() < Duration::from_secs(5), "drained in {:?}", stopping.elapsed());
-    let status = ended.expect_err("the stream ends with an error, not OK");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-}
-
-#[tokio::test]
-async fn many_streams_near_the_head_read_the_log_no_more_than_one() {
-    let db = TestDatabase::postgres().await;
-    let settings = [("FOLIO__LEDGER__EVENT_STREAMS_PER_PRINCIPAL", "100")];
-    let suite = Suite::start_on(1, db, None, &settings).await;
-    let bank = suite.system_account("USD").await;
-    let mut accounts = Vec::new();
-    for _ in 0..40 {
-        accounts.push(suite.open(&someone(), AccountKind::Customer, 0, "USD").await);
-    }
-    let reads = |by: &'static str| suite.ledger_counter(0, "folio_ledger_event_log_reads_total", by);
-    assert_eq!(reads("tail").await, 0.0, "41 accounts opened, and nobody watching: nothing read");
-    let mut streams = Vec::new();
-    for account in &accounts {
-        let request = StreamEventsRequest { account_id: account.clone(), ..Default::default() };
-        let mut stream = open(&suite, request, &suite.writer).await.unwrap();
-        next(&mut stream).await.unwrap();
-        streams.push(stream);
-    }
-    let (tail_before, catch_up_before) = (reads("tail").await, reads("catch_up").await);
-    for round in 0..5 {
-        for account in &accounts {
-            suite.fund(&bank, account, round + 1).await;
-        }
-    }
-    for stream in &mut streams {
-        let (found, _) = events(stream, 5).await;
-        let amounts: Vec<i64> = found.iter().map(|e| transfer_of(e).transfer.as_ref().unwrap().amount).collect();
-        assert_eq!(amounts, [1, 2, 3, 4, 5], "each stream gets its own account's events, in order");
-    }
-    let (tail, catch_up) = (reads("tail").await - tail_before, reads("catch_up").await - catch_up_before);
-    assert_eq!(catch_up, 0.0, "no stream near the head read the log itself");
-    assert!(tail <= 200.0, "the log was read {tail} times for 200 events and 40 streams");
-    assert!(tail >= 1.0, "the tail read the log");
-}
-
-#[tokio::test]
-async fn a_stream_ends_when_its_token_expires() {
-    let db = TestDatabase::postgres().await;
-    let suite = Suite::start_on(1, db, None, &[("FOLIO__AUTH__ACCESS_TOKEN_TTL_SECS", "3")]).await;
-    let erin = suite.customer().await;
-    let account = suite.open(&erin.id, AccountKind::Customer, 0, "USD").await;
-    let request = StreamEventsRequest { account_id: account, ..Default::default() };
-    let mut stream = open(&suite, request, &erin.token).await.unwrap();
-    let opened = Instant::now();
-    next(&mut stream).await.unwrap();
-    let status = next(&mut stream).await.expect_err("the stream ends with an error");
-    assert_eq!(
-        (status.code(), support::reason(&status).as_str()),
-        (Code::Unauthenticated, "TOKEN_EXPIRED"),
-        "{status:?}"
-    );
-    assert!(opened.elapsed() <= Duration::from_secs(4), "ended {:?} after opening with a 3 s token", opened.elapsed());
 }

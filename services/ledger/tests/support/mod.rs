@@ -2,6 +2,7 @@
 //! with principals of every kind and helpers to open and fund accounts.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod events;
 pub mod invariants;
 
 use std::net::SocketAddr;
