@@ -200,3 +200,40 @@ async fn a_stream_ends_when_its_token_expires() {
     );
     assert!(opened.elapsed() <= Duration::from_secs(4), "ended {:?} after opening with a 3 s token", opened.elapsed());
 }
+
+#[tokio::test]
+async fn a_stream_opened_after_a_quiet_while_does_not_make_the_tail_read_what_passed_meanwhile() {
+    let suite = Suite::start().await;
+    let bank = suite.system_account("USD").await;
+    let account = suite.open(&someone(), AccountKind::Customer, 0, "USD").await;
+    let reads = || suite.ledger_counter(0, "folio_ledger_event_log_reads_total", "by=\"tail\"");
+    let mut first = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
+    next(&mut first).await.unwrap();
+    drop(first);
+    // 2,000 events (two of the tail's reads) while nobody watches.
+    for _ in 0..2 {
+        let transfers = (0..1000)
+            .map(|_| support::posted(&bank, &account, 1))
+            .map(|t| folio_proto::ledger::NewTransfer {
+                id: t.id,
+                debit_account_id: t.debit_account_id,
+                credit_account_id: t.credit_account_id,
+                amount: t.amount,
+                asset_code: t.asset_code,
+                kind: t.kind,
+                ..Default::default()
+            })
+            .collect();
+        let request = folio_proto::ledger::CreateTransfersRequest { transfers, atomic: true };
+        suite.ledger().create_transfers(bearer(request, &suite.writer)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = reads().await;
+    let mut second = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
+    next(&mut second).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(reads().await - before, 0.0, "the tail started at the head, not where the last stream left off");
+    let moved = suite.fund(&bank, &account, 3).await;
+    let (found, _) = events(&mut second, 1).await;
+    assert_eq!(transfer_of(&found[0]).transfer.as_ref().unwrap().id, moved.id);
+}

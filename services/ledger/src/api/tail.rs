@@ -124,10 +124,13 @@ async fn follow(
     shutdown: CancellationToken,
 ) {
     let (mut bounds, mut streams) = (hub.bounds(), hub.streams());
+    let mut idle = false;
     loop {
-        if *streams.borrow_and_update() == 0 {
-            // Nobody watches: read nothing, keep nothing, and start at the
-            // head when a stream opens (older events are its catch-up).
+        let watched = *streams.borrow_and_update() > 0;
+        if !watched || idle {
+            // Nobody watches: read nothing and keep nothing. When a stream
+            // opens, start at the head as it is then (older events are that
+            // stream's catch-up), not where the last stream left off.
             let head = bounds.borrow_and_update().head;
             {
                 let mut buffer = buffer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -135,6 +138,10 @@ async fn follow(
                 (buffer.start, buffer.end) = (head, head);
             }
             publish.send_replace(head);
+            idle = !watched;
+            if watched {
+                continue;
+            }
             tokio::select! {
                 changed = streams.changed() => if changed.is_err() { return },
                 () = shutdown.cancelled() => return,
