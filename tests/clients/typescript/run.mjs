@@ -82,7 +82,7 @@ try {
   const errors = journey.steps.filter((step) => step.error).length;
   if (errors > 0) for (const warning of warnings) console.log(`  console: ${warning}`);
   console.log(`${journey.steps.length - errors} passed, ${errors} failed (Chromium ${browser.version()}, page ${origin})`);
-  failed = errors > 0 || journey.steps.length < 6;
+  failed = errors > 0 || journey.steps.length < 7;
 } finally {
   await browser.close();
   server.close();

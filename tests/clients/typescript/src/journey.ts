@@ -2,13 +2,14 @@
 // gateway, with a Connect-ES client generated from proto/: the same steps
 // as tests/clients/python/journey.py. The page reports each step to the
 // runner (run.mjs) through `window.folioJourney`.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
 import { AccountService } from "../gen/folio/account/v1/account_pb.js";
 import { AuthService, type LoginResponse } from "../gen/folio/auth/v1/auth_pb.js";
 import { AccountKind, AccountStatus } from "../gen/folio/ledger/v1/account_types_pb.js";
-import { LedgerService, TransferKind } from "../gen/folio/ledger/v1/ledger_pb.js";
+import { LedgerService, StartPosition, type StreamEventsRequestSchema, TransferKind } from "../gen/folio/ledger/v1/ledger_pb.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 
 type Step = { name: string; error?: string };
@@ -54,6 +55,8 @@ const password = "Correct horse battery staple 9";
 let me: LoginResponse;
 let op: LoginResponse;
 const ids: Record<string, string> = {};
+// The transfers that touched the checking account, in the order made.
+const movedIds: string[] = [];
 
 async function registerAndLogIn() {
   await auth.register({ email, password, displayName: "Ts" });
@@ -92,12 +95,13 @@ async function moveMoney() {
     as(who, () =>
       ledger.createTransfer({ id: crypto.randomUUID(), debitAccountId, creditAccountId, amount, assetCode: "USD", kind, ...extra }),
     );
-  await transfer(op, ids.bank, ids.checking, 10_000n, TransferKind.POSTED);
-  await transfer(me, ids.checking, ids.savings, 2_500n, TransferKind.POSTED);
+  const funded = await transfer(op, ids.bank, ids.checking, 10_000n, TransferKind.POSTED);
+  const moved = await transfer(me, ids.checking, ids.savings, 2_500n, TransferKind.POSTED);
   const hold = await transfer(me, ids.checking, ids.bank, 1_000n, TransferKind.PENDING, { timeoutSeconds: 600n });
-  await as(me, () =>
+  const posted = await as(me, () =>
     ledger.createTransfer({ id: crypto.randomUUID(), pendingId: hold.transfer!.id, kind: TransferKind.POST_PENDING, amount: 600n }),
   );
+  movedIds.push(...[funded, moved, hold, posted].map((answer) => answer.transfer!.id));
 }
 
 async function statementAndBalances() {
@@ -106,6 +110,40 @@ async function statementAndBalances() {
   check(entries[3].balanceAfter?.posted === 6_900n, `balance after ${entries[3].balanceAfter?.posted}`);
   const savings = await as(me, () => accounts.getAccount({ accountId: ids.savings }));
   check(savings.balance?.posted === 2_500n, `savings ${savings.balance?.posted}`);
+}
+
+// StreamEvents over gRPC-Web (DESIGN "Ledger events"): a browser watches its
+// own account. Every message carries a cursor; one without an event is a
+// heartbeat. Resuming from a cursor gives what follows it, once.
+async function transferEvents(request: MessageInitShape<typeof StreamEventsRequestSchema>, count: number) {
+  const found: string[] = [];
+  const cursors: string[] = [];
+  await as(me, async () => {
+    for await (const message of ledger.streamEvents(request, { timeoutMs: 20_000 })) {
+      const change = message.event?.change;
+      if (change?.case !== "transfer") continue;
+      found.push(change.value.transfer!.id);
+      cursors.push(message.cursor);
+      // Leaving the loop cancels the call.
+      if (found.length === count) break;
+    }
+  });
+  return { found, cursors };
+}
+
+async function eventsOfMyAccount() {
+  const all = await transferEvents({ accountId: ids.checking, startPosition: StartPosition.EARLIEST }, 4);
+  check(all.found.join() === movedIds.join(), `events ${all.found} for transfers ${movedIds}`);
+  const resumed = await transferEvents({ accountId: ids.checking, cursor: all.cursors[1] }, 2);
+  check(resumed.found.join() === movedIds.slice(2).join(), `resumed with ${resumed.found}`);
+  try {
+    await transferEvents({ accountId: ids.bank }, 1);
+  } catch (error) {
+    const code = ConnectError.from(error).code;
+    check(code === Code.PermissionDenied, `code ${Code[code]}`);
+    return;
+  }
+  throw new Error("a customer watched an account it does not own");
 }
 
 async function refreshAndLogOut() {
@@ -134,6 +172,7 @@ async function main() {
     ["create accounts", createAccounts],
     ["fund, transfer, hold and post", moveMoney],
     ["statement and balances", statementAndBalances],
+    ["the events of my account", eventsOfMyAccount],
     ["refresh, log out, token refused", refreshAndLogOut],
   ];
   for (const [name, step] of steps) {
