@@ -12,7 +12,7 @@ use folio_proto::auth::LogoutRequest;
 use folio_proto::ledger::{AccountKind, StreamEventsRequest};
 use folio_testkit::TestDatabase;
 use sea_orm::{ConnectionTrait, Statement};
-use support::events::{WAIT, earliest, events, from, next, open, someone, transfer_of};
+use support::events::{WAIT, earliest, events, from, log_head, next, open, rewind_log, someone, transfer_of};
 use support::{Suite, assert_reason, bearer};
 use tonic::Code;
 
@@ -45,6 +45,34 @@ async fn a_cursor_overtaken_by_retention_has_expired_and_a_current_one_has_not()
     let current = next(&mut fresh).await.unwrap().cursor;
     let mut resumed = open(&suite, from(&current), &suite.writer).await.unwrap();
     assert!(next(&mut resumed).await.unwrap().event.is_none(), "a current cursor is not expired");
+}
+
+/// A database restored to an earlier point, or failed over before its last
+/// events reached the standby, numbers new events from an earlier position
+/// again: a cursor handed out before lies past its log, and a stream resumed
+/// there would skip the events that now take those positions.
+#[tokio::test]
+async fn a_cursor_past_the_log_is_refused_rather_than_waited_on() {
+    let suite = Suite::start().await;
+    let bank = suite.system_account("USD").await;
+    let account = suite.open(&someone(), AccountKind::Customer, 0, "USD").await;
+    for amount in [1, 2, 3] {
+        suite.fund(&bank, &account, amount).await;
+    }
+    let mut stream = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
+    let handed_out = next(&mut stream).await.unwrap().cursor;
+    drop(stream);
+    let head = log_head(&suite).await;
+    rewind_log(&suite, head - 2).await;
+    suite.fund(&bank, &account, 4).await;
+    let refused = open(&suite, from(&handed_out), &suite.writer).await;
+    assert_reason(refused, Code::InvalidArgument, "INVALID_FIELD");
+    // The log as it is now (two accounts opened, the first and the last
+    // transfer) is there to start again from.
+    let mut fresh = open(&suite, earliest(), &suite.writer).await.unwrap();
+    let (found, _) = events(&mut fresh, 4).await;
+    let amounts: Vec<i64> = found.iter().skip(2).map(|e| transfer_of(e).transfer.as_ref().unwrap().amount).collect();
+    assert_eq!(amounts, [1, 4], "the events of the rewound transfers are gone");
 }
 
 #[tokio::test]

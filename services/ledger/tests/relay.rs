@@ -9,9 +9,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use folio_proto::ledger::{AccountKind, Event, StartPosition, StreamEventsRequest};
+use folio_proto::ledger::{AccountKind, Event, StartPosition, StreamEventsRequest, event::Change};
 use folio_testkit::{OwnNats, TestDatabase};
 use prost::Message;
+use support::events::{log_head, rewind_log};
 use support::{Suite, bearer};
 
 /// How many messages the stream holds.
@@ -82,4 +83,48 @@ async fn jetstream_ends_with_every_event_once_in_order_across_a_broker_outage() 
         let suffix = if event.r#type == 5 { "account_opened" } else { "transfer_posted" };
         assert_eq!(message.subject.as_str(), format!("folio.ledger.events.{suffix}"));
     }
+}
+
+/// A database that went back to an earlier point (restored, or failed over
+/// before its last commits replicated) numbers new events from positions
+/// the stream already holds. The relay publishes none of them, neither
+/// skipping them nor giving them ids consumers already hold, and says so;
+/// once an operator deletes the stream, it publishes the log as it is.
+#[tokio::test]
+async fn a_relay_whose_database_went_back_publishes_no_other_history() {
+    let nats = OwnNats::start();
+    let url = nats.url();
+    let settings = [("FOLIO__LEDGER__EVENTS_NATS_URL", url.as_str())];
+    let suite = Suite::start_on(1, TestDatabase::postgres().await, None, &settings).await;
+    let bank = suite.system_account("USD").await;
+    let account = suite.open(&uuid::Uuid::new_v4().to_string(), AccountKind::Customer, 0, "USD").await;
+    for amount in [1, 2, 3] {
+        suite.fund(&bank, &account, amount).await;
+    }
+    let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+    wait_for(&js, 5).await;
+    let head = log_head(&suite).await;
+    rewind_log(&suite, head - 2).await;
+    for amount in [4, 5, 6, 7] {
+        suite.fund(&bank, &account, amount).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stored(&js).await, 5, "nothing of the log's new history published");
+    assert_eq!(suite.ledger_counter(0, "folio_ledger_relay_diverged", "").await, 1.0, "the relay says why");
+
+    js.delete_stream("FOLIO_LEDGER_EVENTS").await.unwrap();
+    wait_for(&js, 7).await;
+    let amounts: Vec<i64> = cursors(&suite, 7)
+        .await
+        .iter()
+        .filter_map(|(_, event)| match &event.change {
+            Some(Change::Transfer(change)) => change.transfer.as_ref().map(|t| t.amount),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(amounts, [1, 4, 5, 6, 7]);
+    let stream = js.get_stream("FOLIO_LEDGER_EVENTS").await.unwrap();
+    let last = Event::decode(stream.get_raw_message(7).await.unwrap().payload).unwrap();
+    assert!(matches!(last.change, Some(Change::Transfer(ref c)) if c.transfer.as_ref().unwrap().amount == 7));
+    assert_eq!(suite.ledger_counter(0, "folio_ledger_relay_diverged", "").await, 0.0);
 }

@@ -140,12 +140,26 @@ impl EventStreams {
         })
     }
 
-    /// The position `cursor` names, unless retention overtook it.
+    /// The position `cursor` names, unless retention overtook it or the
+    /// log no longer reaches it.
     async fn resume(&self, cursor: &str) -> Result<i64, Status> {
         let position = self.position(cursor).map_err(fail)?;
         let bounds = events::bounds(&self.db).await.map_err(db_failure)?;
         if bounds.expired_after(position) {
             return Err(expired());
+        }
+        // The head only grows and every cursor handed out was at most the
+        // head then (read from the primary), so a cursor past it was issued
+        // by a history this database lost: restored to an earlier point, or
+        // failed over before its last commits reached the standby. The
+        // events that take those positions now are not the ones the
+        // consumer saw; waiting for them would skip them silently.
+        if position > bounds.head {
+            return Err(fail(FolioError::invalid_field(
+                "cursor",
+                "is past the newest event this ledger holds (its database went back to an earlier point); \
+                 start again from START_POSITION_EARLIEST and reconcile with ListTransfers",
+            )));
         }
         Ok(position)
     }

@@ -14,6 +14,11 @@
 //! delays them and loses none (unless it outlasts the retention; then the
 //! relay says so and goes on from the oldest event kept).
 //!
+//! Each read starts at the last event published and checks it is still
+//! the log's event at that position: a database that went back to an
+//! earlier point numbers new events from there again, and what follows the
+//! stream's last event is then another history (`diverged`).
+//!
 //! Leadership is a lease row (`event_relay`) renewed while publishing, so it
 //! works through a transaction pooler and on SQLite alike; the stream's own
 //! checks keep a stale leader harmless.
@@ -22,6 +27,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use async_nats::{HeaderMap, HeaderValue};
+use folio_proto::ledger as pb;
 use prost::Message;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
@@ -121,25 +127,37 @@ impl Relay {
             })
             .await
             .map_err(|e| anyhow::anyhow!("creating the stream: {e}"))?;
-        let last = stream.info().await.map_err(|e| anyhow::anyhow!("reading the stream: {e}"))?.state.last_sequence;
-        let (mut position, mut last_id) = if last == 0 {
+        let state = stream.info().await.map_err(|e| anyhow::anyhow!("reading the stream: {e}"))?.state.clone();
+        // Empty: new, or purged by an operator (its last sequence stays).
+        let (mut position, mut last) = if state.messages == 0 {
             (self.earliest().await?, None)
         } else {
-            let message =
-                stream.get_raw_message(last).await.map_err(|e| anyhow::anyhow!("reading its last message: {e}"))?;
-            let id = message
+            let message = stream
+                .get_raw_message(state.last_sequence)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading its last message: {e}"))?;
+            let cursor = message
                 .headers
                 .get("Nats-Msg-Id")
                 .map(|v| v.as_str().to_owned())
                 .ok_or_else(|| anyhow::anyhow!("the stream's last message has no Nats-Msg-Id"))?;
-            (self.cursors.position(&id).map_err(|e| anyhow::anyhow!("the stream's last Nats-Msg-Id: {e}"))?, Some(id))
+            let position = self
+                .cursors
+                .position(&cursor)
+                .map_err(|_| diverged("its last Nats-Msg-Id is not a cursor of this ledger".to_owned()))?;
+            let event = pb::Event::decode(message.payload)
+                .map_err(|e| anyhow::anyhow!("the stream's last message is not an Event: {e}"))?;
+            (position, Some(Published { cursor, identity: Identity::of(&event) }))
         };
         let mut head = self.hub.bounds();
         loop {
             if !self.hold_lease().await? {
                 return Ok(());
             }
-            let window = events::read(&self.db, position, WINDOW as i64, WINDOW, &EventFilter::default()).await?;
+            // From the last event published on, to check it is still the
+            // log's before publishing what follows it.
+            let from = if last.is_some() { position - 1 } else { position };
+            let window = events::read(&self.db, from, WINDOW as i64 + 1, WINDOW + 1, &EventFilter::default()).await?;
             if window.expired_after(position) {
                 metrics::counter!("folio_ledger_relay_events_lost_total").increment(1);
                 tracing::error!(
@@ -149,27 +167,47 @@ impl Relay {
                 position = self.earliest().await?;
                 continue;
             }
-            let mut acks = Vec::with_capacity(window.events.len());
-            for event in &window.events {
+            let mut fresh = window.events.as_slice();
+            if let Some(published) = &last {
+                match fresh.first() {
+                    Some(first) if first.position == position => {
+                        if Identity::of(&convert::event(first)) != published.identity {
+                            return Err(diverged(format!("it holds another event at position {position}")));
+                        }
+                        fresh = &fresh[1..];
+                    }
+                    _ if window.head < position => {
+                        return Err(diverged(format!(
+                            "it holds position {position}, past the log's head {}",
+                            window.head
+                        )));
+                    }
+                    // Retention deleted it since: nothing to compare with.
+                    _ => {}
+                }
+            }
+            metrics::gauge!("folio_ledger_relay_diverged").set(0.0);
+            let mut acks = Vec::with_capacity(fresh.len());
+            for event in fresh {
                 let cursor = self.cursors.cursor(event.position);
+                let message = convert::event(event);
                 let mut headers = HeaderMap::new();
                 headers.insert("Nats-Msg-Id", HeaderValue::from_lossy(&cursor));
                 headers.insert("Folio-Schema", HeaderValue::from_lossy("folio.ledger.v1.Event"));
-                if let Some(previous) = &last_id {
-                    headers.insert("Nats-Expected-Last-Msg-Id", HeaderValue::from_lossy(previous));
+                if let Some(previous) = &last {
+                    headers.insert("Nats-Expected-Last-Msg-Id", HeaderValue::from_lossy(&previous.cursor));
                 }
-                let payload = convert::event(event).encode_to_vec();
-                acks.push(js.publish_with_headers(subject(event.kind), headers, payload.into()).await?);
-                last_id = Some(cursor);
+                let identity = Identity::of(&message);
+                acks.push(js.publish_with_headers(subject(event.kind), headers, message.encode_to_vec().into()).await?);
+                last = Some(Published { cursor, identity });
             }
             for ack in acks {
                 ack.await.map_err(|e| anyhow::anyhow!("publishing: {e}"))?;
             }
-            let published = window.events.len();
-            metrics::counter!("folio_ledger_relay_published_total").increment(published as u64);
+            metrics::counter!("folio_ledger_relay_published_total").increment(fresh.len() as u64);
             // Unfiltered and dense: the window is every id after `position`
             // up to the head, or the first WINDOW of them.
-            position = window.events.last().map_or(position, |e| e.position);
+            position = fresh.last().map_or(position, |e| e.position);
             if position >= window.head {
                 let _ = tokio::time::timeout(LEASE / 4, head.changed()).await;
             }
@@ -181,4 +219,51 @@ impl Relay {
         let bounds = events::bounds(&self.db).await?;
         Ok(bounds.first_retained.map_or(bounds.head, |first| first - 1))
     }
+}
+
+/// The last event the stream holds, as the relay published it.
+struct Published {
+    cursor: String,
+    identity: Identity,
+}
+
+/// What tells one event from another at the same position: its type, time
+/// and the record it is about.
+#[derive(PartialEq)]
+struct Identity {
+    kind: i32,
+    occurred_at: Option<prost_types::Timestamp>,
+    record: String,
+}
+
+impl Identity {
+    fn of(event: &pb::Event) -> Self {
+        let record = match &event.change {
+            Some(pb::event::Change::Transfer(change)) => {
+                change.transfer.as_ref().map(|t| t.id.clone()).unwrap_or_default()
+            }
+            Some(pb::event::Change::Account(change)) => format!("{}@{}", change.account_id, change.version),
+            None => String::new(),
+        };
+        Self { kind: event.r#type, occurred_at: event.occurred_at, record }
+    }
+}
+
+/// The stream holds an event this database does not have at that position
+/// (or has none there yet): the database went back to an earlier point
+/// (restored from a backup, or failed over before its last commits reached
+/// the standby), or the stream was filled from another database. Publishing
+/// would skip the events that now take those positions, or give new events
+/// the ids of ones consumers already hold; the relay publishes nothing until
+/// an operator deletes the stream (consumers then start again from the
+/// earliest event and reconcile).
+fn diverged(how: String) -> anyhow::Error {
+    metrics::gauge!("folio_ledger_relay_diverged").set(1.0);
+    tracing::error!(
+        stream = STREAM,
+        how,
+        "the JetStream stream's last event is not this event log's: the database went back to an earlier point \
+         or the stream holds another database's events; publishing nothing until the stream is deleted"
+    );
+    anyhow::anyhow!("the stream and the event log disagree: {how}")
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use folio_proto::ledger::{
     Event, StartPosition, StreamEventsRequest, StreamEventsResponse, TransferEvent, event::Change,
 };
+use sea_orm::{ConnectionTrait, Statement};
 use tonic::Streaming;
 
 use super::{Suite, bearer};
@@ -62,4 +63,25 @@ pub fn transfer_of(event: &Event) -> &TransferEvent {
         Some(Change::Transfer(transfer)) => transfer,
         other => panic!("not a transfer event: {other:?}"),
     }
+}
+
+/// What restoring the database to an earlier point does to the event log
+/// (as does a failover that lost the last commits): the events after
+/// `keep` are gone and the next change is numbered `keep + 1` again.
+pub async fn rewind_log(suite: &Suite, keep: i64) {
+    let db = suite.ledger_db().await;
+    for sql in [
+        format!("DELETE FROM events WHERE id > {keep}"),
+        format!("UPDATE event_log SET last_position = {keep} WHERE id = 1"),
+    ] {
+        db.execute_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    }
+}
+
+/// The position of the newest event.
+pub async fn log_head(suite: &Suite) -> i64 {
+    let db = suite.ledger_db().await;
+    let sql = "SELECT last_position FROM event_log WHERE id = 1";
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    rows[0].try_get("", "last_position").unwrap()
 }
