@@ -75,6 +75,37 @@ async fn a_cursor_past_the_log_is_refused_rather_than_waited_on() {
     assert_eq!(amounts, [1, 4], "the events of the rewound transfers are gone");
 }
 
+/// The database goes back while a stream is open (failed over before its
+/// last commits replicated): the stream ends, as on drain, reconnecting past
+/// the new head is refused, and a new stream reads the log as it is now,
+/// not what the instance had read before.
+#[tokio::test]
+async fn an_open_stream_ends_when_the_log_goes_back() {
+    let suite = Suite::start().await;
+    let bank = suite.system_account("USD").await;
+    let account = suite.open(&someone(), AccountKind::Customer, 0, "USD").await;
+    let mut stream = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();
+    next(&mut stream).await.unwrap();
+    for amount in [1, 2, 3] {
+        suite.fund(&bank, &account, amount).await;
+    }
+    let (_, cursor) = events(&mut stream, 3).await;
+    let head = log_head(&suite).await;
+    rewind_log(&suite, head - 2).await;
+    let ended = loop {
+        if let Err(status) = next(&mut stream).await {
+            break status;
+        }
+    };
+    assert_reason(Err::<(), _>(ended), Code::Unavailable, "DEPENDENCY_UNAVAILABLE");
+    assert_reason(open(&suite, from(&cursor), &suite.writer).await, Code::InvalidArgument, "INVALID_FIELD");
+    suite.fund(&bank, &account, 4).await;
+    let mut fresh = open(&suite, earliest(), &suite.writer).await.unwrap();
+    let (found, _) = events(&mut fresh, 4).await;
+    let amounts: Vec<i64> = found.iter().skip(2).map(|e| transfer_of(e).transfer.as_ref().unwrap().amount).collect();
+    assert_eq!(amounts, [1, 4], "the log as it is now");
+}
+
 #[tokio::test]
 async fn streams_are_capped_per_caller_and_end_when_the_token_is_revoked() {
     let suite = Suite::start().await;

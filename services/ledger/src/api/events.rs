@@ -211,12 +211,20 @@ impl EventStreams {
     ) -> Result<(), Status> {
         let heartbeat = self.hub.settings().heartbeat;
         let mut changes = self.tail.changes();
+        let mut rewinds = self.tail.rewinds();
+        rewinds.mark_unchanged();
         let send = |position: i64, event: Option<pb::Event>| {
             sender.send(Ok(pb::StreamEventsResponse { cursor: self.cursor(position), event }))
         };
         send(watch.position, None).await.map_err(|_| gone())?;
         let mut quiet_until = Instant::now() + heartbeat;
         loop {
+            // What this stream handed out may be a history the log no
+            // longer has; the consumer reconnects, and a cursor past the
+            // head is then refused.
+            if rewinds.has_changed().unwrap_or(false) {
+                return Err(rewound());
+            }
             let end = *changes.borrow_and_update();
             let more = match self.tail.after(watch.position, &watch.filter, READ_LIMIT as usize) {
                 Slice::Expired => return Err(expired()),
@@ -243,6 +251,7 @@ impl EventStreams {
             }
             tokio::select! {
                 changed = changes.changed() => changed.map_err(|_| draining())?,
+                changed = rewinds.changed() => return Err(if changed.is_ok() { rewound() } else { draining() }),
                 () = sleep_until(quiet_until) => {
                     send(watch.position, None).await.map_err(|_| gone())?;
                     quiet_until = Instant::now() + heartbeat;
@@ -315,6 +324,14 @@ fn expired() -> Status {
 /// The consumer went away (nothing left to tell it).
 fn gone() -> Status {
     Status::cancelled("the consumer went away")
+}
+
+fn rewound() -> Status {
+    fail(FolioError::new(
+        Reason::DependencyUnavailable,
+        "the event log went back to an earlier point (its database was restored or failed over); \
+         reconnect with your cursor, or start again from the earliest if it is refused",
+    ))
 }
 
 fn draining() -> Status {

@@ -69,6 +69,8 @@ pub struct Tail {
     /// The log's bounds as last polled: retention is checked against them,
     /// not against what the buffer still holds.
     bounds: watch::Receiver<Bounds>,
+    /// How many times the log was seen going back to an earlier head.
+    rewinds: watch::Receiver<u64>,
 }
 
 impl Tail {
@@ -80,8 +82,17 @@ impl Tail {
         let buffer = Buffer { events: VecDeque::new(), start, end: start };
         let buffer = Arc::new(RwLock::new(buffer));
         let (publish, end) = watch::channel(start);
-        tokio::spawn(follow(db, hub, Arc::clone(&buffer), publish, shutdown));
-        Self { buffer, end, bounds }
+        let (rewound, rewinds) = watch::channel(0);
+        let outputs = Outputs { publish, rewound };
+        tokio::spawn(follow(db, hub, Arc::clone(&buffer), outputs, shutdown));
+        Self { buffer, end, bounds, rewinds }
+    }
+
+    /// Changes when the log went back to an earlier head (its database was
+    /// restored or failed over and lost its last commits): what streams
+    /// were handed out past it is another history.
+    pub fn rewinds(&self) -> watch::Receiver<u64> {
+        self.rewinds.clone()
     }
 
     /// Wakes when new events are in the buffer.
@@ -116,13 +127,22 @@ impl Tail {
     }
 }
 
+/// What the follower tells the streams.
+struct Outputs {
+    /// The buffer's new end.
+    publish: watch::Sender<i64>,
+    /// The log went back.
+    rewound: watch::Sender<u64>,
+}
+
 async fn follow(
     db: DatabaseConnection,
     hub: EventHub,
     buffer: Arc<RwLock<Buffer>>,
-    publish: watch::Sender<i64>,
+    outputs: Outputs,
     shutdown: CancellationToken,
 ) {
+    let Outputs { publish, rewound } = outputs;
     let (mut bounds, mut streams) = (hub.bounds(), hub.streams());
     let mut idle = false;
     loop {
@@ -149,7 +169,34 @@ async fn follow(
             continue;
         }
         let end = buffer.read().unwrap_or_else(std::sync::PoisonError::into_inner).end;
-        if bounds.borrow_and_update().head > end {
+        let polled = bounds.borrow_and_update().head;
+        if polled < end {
+            // The head only grows on one database, but a poll may have
+            // started before the read that took the buffer to `end`: ask
+            // again before believing the log went back.
+            match events::bounds(&db).await {
+                Ok(now) if now.head < end => {
+                    metrics::counter!("folio_ledger_event_log_rewound_total").increment(1);
+                    tracing::error!(
+                        head = now.head,
+                        seen = end,
+                        "the event log went back to an earlier head (database restored or failed over); \
+                         ending the streams past it"
+                    );
+                    {
+                        let mut buffer = buffer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        buffer.events.clear();
+                        (buffer.start, buffer.end) = (now.head, now.head);
+                    }
+                    rewound.send_modify(|count| *count += 1);
+                    publish.send_replace(now.head);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "reading the log's bounds failed"),
+            }
+        }
+        if polled > end {
             metrics::counter!("folio_ledger_event_log_reads_total", "by" => "tail").increment(1);
             let window = {
                 let _turn = hub.read_turn().await;
