@@ -181,7 +181,7 @@ async fn follow(
                         head = now.head,
                         seen = end,
                         "the event log went back to an earlier head (database restored or failed over); \
-                         ending the streams past it"
+                         ending the streams open here"
                     );
                     {
                         let mut buffer = buffer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
