@@ -12,7 +12,9 @@ use folio_proto::auth::LogoutRequest;
 use folio_proto::ledger::{AccountKind, StreamEventsRequest};
 use folio_testkit::TestDatabase;
 use sea_orm::{ConnectionTrait, Statement};
-use support::events::{WAIT, earliest, events, from, log_head, next, open, rewind_log, someone, transfer_of};
+use support::events::{
+    WAIT, earliest, events, from, log_head, next, open, rewind_log, someone, transfer_amounts, transfer_of,
+};
 use support::{Suite, assert_reason, bearer};
 use tonic::Code;
 
@@ -69,9 +71,7 @@ async fn a_cursor_past_the_log_is_refused_rather_than_waited_on() {
     assert_reason(refused, Code::InvalidArgument, "INVALID_FIELD");
     // The log as it is now (two accounts opened, the first and the last
     // transfer) is there to start again from.
-    let mut fresh = open(&suite, earliest(), &suite.writer).await.unwrap();
-    let (found, _) = events(&mut fresh, 4).await;
-    let amounts: Vec<i64> = found.iter().skip(2).map(|e| transfer_of(e).transfer.as_ref().unwrap().amount).collect();
+    let amounts = transfer_amounts(&suite, 4).await;
     assert_eq!(amounts, [1, 4], "the events of the rewound transfers are gone");
 }
 
@@ -100,9 +100,7 @@ async fn an_open_stream_ends_when_the_log_goes_back() {
     assert_reason(Err::<(), _>(ended), Code::Unavailable, "DEPENDENCY_UNAVAILABLE");
     assert_reason(open(&suite, from(&cursor), &suite.writer).await, Code::InvalidArgument, "INVALID_FIELD");
     suite.fund(&bank, &account, 4).await;
-    let mut fresh = open(&suite, earliest(), &suite.writer).await.unwrap();
-    let (found, _) = events(&mut fresh, 4).await;
-    let amounts: Vec<i64> = found.iter().skip(2).map(|e| transfer_of(e).transfer.as_ref().unwrap().amount).collect();
+    let amounts = transfer_amounts(&suite, 4).await;
     assert_eq!(amounts, [1, 4], "the log as it is now");
 }
 
@@ -153,20 +151,7 @@ async fn a_reader_too_slow_for_retention_learns_it_mid_stream() {
     // messages), so the stream task is held up by its reader; the stream
     // is not read while retention deletes them.
     const WRITTEN: usize = 5_000;
-    for _ in 0..WRITTEN / 1000 {
-        let transfers =
-            (0..1000).map(|_| support::posted(&bank, &account, 1)).map(|t| folio_proto::ledger::NewTransfer {
-                id: t.id,
-                debit_account_id: t.debit_account_id,
-                credit_account_id: t.credit_account_id,
-                amount: t.amount,
-                asset_code: t.asset_code,
-                kind: t.kind,
-                ..Default::default()
-            });
-        let request = folio_proto::ledger::CreateTransfersRequest { transfers: transfers.collect(), atomic: true };
-        suite.ledger().create_transfers(bearer(request, &suite.writer)).await.unwrap();
-    }
+    suite.fund_many(&bank, &account, WRITTEN).await;
     let ledger_db = suite.ledger_db().await;
     wait_until("retention deleting every event", || {
         let db = &ledger_db;
@@ -270,22 +255,7 @@ async fn a_stream_opened_after_a_quiet_while_does_not_make_the_tail_read_what_pa
     next(&mut first).await.unwrap();
     drop(first);
     // 2,000 events (two of the tail's reads) while nobody watches.
-    for _ in 0..2 {
-        let transfers = (0..1000)
-            .map(|_| support::posted(&bank, &account, 1))
-            .map(|t| folio_proto::ledger::NewTransfer {
-                id: t.id,
-                debit_account_id: t.debit_account_id,
-                credit_account_id: t.credit_account_id,
-                amount: t.amount,
-                asset_code: t.asset_code,
-                kind: t.kind,
-                ..Default::default()
-            })
-            .collect();
-        let request = folio_proto::ledger::CreateTransfersRequest { transfers, atomic: true };
-        suite.ledger().create_transfers(bearer(request, &suite.writer)).await.unwrap();
-    }
+    suite.fund_many(&bank, &account, 2000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = reads().await;
     let mut second = open(&suite, StreamEventsRequest::default(), &suite.writer).await.unwrap();

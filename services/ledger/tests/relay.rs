@@ -12,7 +12,7 @@ use async_nats::jetstream;
 use folio_proto::ledger::{AccountKind, Event, StartPosition, StreamEventsRequest, event::Change};
 use folio_testkit::{OwnNats, TestDatabase};
 use prost::Message;
-use support::events::{log_head, rewind_log};
+use support::events::{log_head, rewind_log, transfer_amounts};
 use support::{Suite, bearer};
 
 /// How many messages the stream holds.
@@ -114,15 +114,7 @@ async fn a_relay_whose_database_went_back_publishes_no_other_history() {
 
     js.delete_stream("FOLIO_LEDGER_EVENTS").await.unwrap();
     wait_for(&js, 7).await;
-    let amounts: Vec<i64> = cursors(&suite, 7)
-        .await
-        .iter()
-        .filter_map(|(_, event)| match &event.change {
-            Some(Change::Transfer(change)) => change.transfer.as_ref().map(|t| t.amount),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(amounts, [1, 4, 5, 6, 7]);
+    assert_eq!(transfer_amounts(&suite, 7).await, [1, 4, 5, 6, 7]);
     let stream = js.get_stream("FOLIO_LEDGER_EVENTS").await.unwrap();
     let last = Event::decode(stream.get_raw_message(7).await.unwrap().payload).unwrap();
     assert!(matches!(last.change, Some(Change::Transfer(ref c)) if c.transfer.as_ref().unwrap().amount == 7));

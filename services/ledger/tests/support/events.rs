@@ -65,6 +65,18 @@ pub fn transfer_of(event: &Event) -> &TransferEvent {
     }
 }
 
+/// The amounts of the transfers among the first `count` events of the log,
+/// read with a stream from the earliest.
+pub async fn transfer_amounts(suite: &Suite, count: usize) -> Vec<i64> {
+    let mut stream = open(suite, earliest(), &suite.writer).await.unwrap();
+    let (found, _) = events(&mut stream, count).await;
+    found
+        .iter()
+        .filter(|e| matches!(e.change, Some(Change::Transfer(_))))
+        .map(|e| transfer_of(e).transfer.as_ref().unwrap().amount)
+        .collect()
+}
+
 /// What restoring the database to an earlier point does to the event log
 /// (as does a failover that lost the last commits): the events after
 /// `keep` are gone and the next change is numbered `keep + 1` again.

@@ -13,8 +13,9 @@ use folio_proto::client::lazy_channel;
 use folio_proto::{
     auth::{LoginRequest, RegisterRequest},
     ledger::{
-        AccountKind, CreateTransferRequest, OpenAccountRequest, Transfer, TransferKind,
-        ledger_admin_service_client::LedgerAdminServiceClient, ledger_service_client::LedgerServiceClient,
+        AccountKind, CreateTransferRequest, CreateTransfersRequest, NewTransfer, OpenAccountRequest, Transfer,
+        TransferKind, ledger_admin_service_client::LedgerAdminServiceClient,
+        ledger_service_client::LedgerServiceClient,
     },
 };
 use folio_testkit::{TestDatabase, unique};
@@ -185,6 +186,30 @@ impl Suite {
     pub async fn fund(&self, from: &str, to: &str, amount: i64) -> Transfer {
         let request = posted(from, to, amount);
         self.ledger().create_transfer(bearer(request, &self.writer)).await.expect("fund").into_inner().transfer.unwrap()
+    }
+
+    /// Moves 1, `count` times, in atomic batches of 1,000 (fast ways to
+    /// write many events).
+    pub async fn fund_many(&self, from: &str, to: &str, count: usize) {
+        let mut left = count;
+        while left > 0 {
+            let batch = left.min(1000);
+            left -= batch;
+            let transfers = (0..batch)
+                .map(|_| posted(from, to, 1))
+                .map(|t| NewTransfer {
+                    id: t.id,
+                    debit_account_id: t.debit_account_id,
+                    credit_account_id: t.credit_account_id,
+                    amount: t.amount,
+                    asset_code: t.asset_code,
+                    kind: t.kind,
+                    ..Default::default()
+                })
+                .collect();
+            let request = CreateTransfersRequest { transfers, atomic: true };
+            self.ledger().create_transfers(bearer(request, &self.writer)).await.expect("fund many");
+        }
     }
 }
 
